@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Char-device registration, as RAII values.
+//!
+//! 6.12's `kernel` crate has no cdev abstraction (and `cdev.h` is not in its
+//! bindings), so this module wraps what the driver needs:
+//!
+//! - [`Region`]: a range of device numbers (`alloc_chrdev_region()`);
+//! - [`Class`]: a device class, so that devtmpfs creates `/dev` nodes;
+//! - [`DeviceNode`]: one `/dev/<name>` node (`device_create()`);
+//! - [`Cdev`]: the published `struct cdev` that maps a device number to the
+//!   driver's `file_operations` (`cdev_add()`);
+//! - [`CdevAnchor`]: the parent kobject of a [`Cdev`], whose release tells
+//!   the driver that the cdev itself is gone.
+//!
+//! Why the anchor: `cdev_del()` unmaps the device number, but "any cdevs
+//! already open will remain and their fops will still be callable even after
+//! cdev_del returns" (fs/char_dev.c). Worse, an inode that has cached
+//! `i_cdev` can still reach the driver's `open` through it, for example
+//! `open("/proc/self/fd/N")` of an open file (`chrdev_open()`). The cdev is
+//! allocated with `cdev_alloc()` so that it lives on the heap, not in
+//! module memory, and its release drops the reference it holds on its
+//! parent: when the anchor is released, no path into the driver through the
+//! cdev is left.
+
+use crate::completion::Completion;
+use crate::ffi;
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::{bindings, error::to_result, prelude::*, str::CStr, types::Opaque};
+
+/// A range of char-device numbers with a dynamic major.
+///
+/// # Invariants
+///
+/// `base..base + count` was allocated by `alloc_chrdev_region()` and is
+/// released on drop.
+pub(crate) struct Region {
+    base: bindings::dev_t,
+    count: u32,
+}
+
+impl Region {
+    /// Allocates `count` device numbers named `name` (/proc/devices).
+    pub(crate) fn new(count: u32, name: &'static CStr) -> Result<Self> {
+        let mut base: bindings::dev_t = 0;
+        // SAFETY: `base` is valid for writing; `name` is a NUL-terminated
+        // string that outlives the region ('static).
+        to_result(unsafe { bindings::alloc_chrdev_region(&mut base, 0, count, name.as_char_ptr()) })?;
+        // INVARIANT: the range was just allocated.
+        Ok(Self { base, count })
+    }
+
+    /// Returns the device number of the `index`-th minor of the range.
+    pub(crate) fn devt(&self, index: u32) -> bindings::dev_t {
+        self.base + index
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the range was allocated.
+        unsafe { bindings::unregister_chrdev_region(self.base, self.count) };
+    }
+}
+
+/// A device class (`/sys/class/<name>`).
+///
+/// # Invariants
+///
+/// `ptr` was returned by `class_create()` and is destroyed on drop.
+pub(crate) struct Class {
+    ptr: *mut bindings::class,
+}
+
+// SAFETY: The driver core serialises operations on a class internally.
+unsafe impl Send for Class {}
+// SAFETY: See above.
+unsafe impl Sync for Class {}
+
+impl Class {
+    /// Creates the class `name`.
+    pub(crate) fn new(name: &'static CStr) -> Result<Self> {
+        // SAFETY: `name` is NUL-terminated and outlives the class.
+        let ptr = kernel::error::from_err_ptr(unsafe { bindings::class_create(name.as_char_ptr()) })?;
+        // INVARIANT: `class_create` succeeded.
+        Ok(Self { ptr })
+    }
+
+    /// Creates the device node `/dev/<name>` for `devt`.
+    ///
+    /// # Safety
+    ///
+    /// The class must outlive the returned node.
+    pub(crate) unsafe fn create_node(&self, devt: bindings::dev_t, name: &CStr) -> Result<DeviceNode> {
+        // SAFETY: `self.ptr` is a live class (type invariant); `name` is
+        // NUL-terminated and is copied by `device_create`.
+        let dev = unsafe { ffi::safedetach_device_create(self.ptr, devt, name.as_char_ptr()) };
+        kernel::error::from_err_ptr(dev)?;
+        // INVARIANT: the caller guarantees the class outlives the node.
+        Ok(DeviceNode { class: self.ptr, devt })
+    }
+}
+
+impl Drop for Class {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `ptr` came from `class_create`.
+        unsafe { bindings::class_destroy(self.ptr) };
+    }
+}
+
+/// A device in a [`Class`], which devtmpfs shows as `/dev/<name>`.
+///
+/// # Invariants
+///
+/// A device numbered `devt` exists in the live class `class` until drop.
+pub(crate) struct DeviceNode {
+    class: *mut bindings::class,
+    devt: bindings::dev_t,
+}
+
+// SAFETY: See `Class`.
+unsafe impl Send for DeviceNode {}
+// SAFETY: See `Class`.
+unsafe impl Sync for DeviceNode {}
+
+impl Drop for DeviceNode {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the class is alive and has the device.
+        unsafe { bindings::device_destroy(self.class, self.devt) };
+    }
+}
+
+/// The `file_operations` table of a char device.
+///
+/// # Invariants
+///
+/// Every function pointer in `0` is safe to call as the corresponding
+/// `file_operations` entry for files of the cdevs it is published with.
+#[repr(transparent)]
+pub(crate) struct FileOperations(pub(crate) bindings::file_operations);
+
+// SAFETY: The table is immutable; the kernel reads it from any thread.
+unsafe impl Sync for FileOperations {}
+
+/// The parent kobject of a [`Cdev`], released when the cdev is.
+///
+/// # Invariants
+///
+/// - `kobj` was initialised with `kobject_init()` and [`ANCHOR_KTYPE`];
+///   the anchor holds one reference until [`CdevAnchor::release_and_wait`].
+/// - The anchor is not freed before its kobject has been released.
+#[pin_data(PinnedDrop)]
+pub(crate) struct CdevAnchor {
+    #[pin]
+    kobj: Opaque<bindings::kobject>,
+    #[pin]
+    released: Completion,
+    put: AtomicBool,
+}
+
+// SAFETY: kobjects are reference-counted with atomics and may be put from
+// any thread; `released` is a `Completion`.
+unsafe impl Send for CdevAnchor {}
+// SAFETY: See above.
+unsafe impl Sync for CdevAnchor {}
+
+/// A `struct kobj_type` that can be a `static`.
+#[repr(transparent)]
+struct KobjType(bindings::kobj_type);
+
+// SAFETY: The table is immutable; the kobject core only reads it.
+unsafe impl Sync for KobjType {}
+
+/// The kobject type of [`CdevAnchor`]: its release completes `released`.
+static ANCHOR_KTYPE: KobjType = KobjType(bindings::kobj_type {
+    release: Some(anchor_release),
+    // SAFETY: All-zero is a valid `kobj_type`: no sysfs ops, no attributes.
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// Called by the kobject core when the anchor's last reference is dropped.
+unsafe extern "C" fn anchor_release(kobj: *mut bindings::kobject) {
+    // SAFETY: `kobj` is the `kobj` field of a `CdevAnchor` (the only users of
+    // `ANCHOR_KTYPE`), which is alive until `released` is completed.
+    let anchor = unsafe { &*CdevAnchor::from_kobj(kobj) };
+    anchor.released.complete();
+}
+
+impl CdevAnchor {
+    /// Creates an anchor holding one reference.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `kobject_init` initialises the kobject in place; it
+            // is pinned by `pin_init!`, and `ANCHOR_KTYPE` is 'static.
+            // INVARIANT: initialised with `ANCHOR_KTYPE`, one reference.
+            kobj <- unsafe {
+                Opaque::ffi_init(|slot: *mut bindings::kobject| {
+                    // The kobject must be zeroed before `kobject_init`.
+                    core::ptr::write_bytes(slot, 0, 1);
+                    bindings::kobject_init(slot, &ANCHOR_KTYPE.0 as *const _ as *mut _)
+                })
+            },
+            released <- Completion::new(),
+            put: AtomicBool::new(false),
+        })
+    }
+
+    /// Returns the anchor whose `kobj` field is `kobj`.
+    ///
+    /// # Safety
+    ///
+    /// `kobj` must point to the `kobj` field of a live `CdevAnchor`.
+    pub(crate) unsafe fn from_kobj(kobj: *mut bindings::kobject) -> *const Self {
+        // SAFETY: By the caller's contract `kobj` is inside a `CdevAnchor`.
+        unsafe { kobj.cast::<u8>().sub(core::mem::offset_of!(Self, kobj)).cast() }
+    }
+
+    /// Returns the kobject to use as the parent of a cdev.
+    fn kobj(&self) -> *mut bindings::kobject {
+        self.kobj.get()
+    }
+
+    /// Drops the anchor's own reference and waits until the kobject is
+    /// released, that is, until the cdev that used it as parent is gone.
+    ///
+    /// Logs every few seconds while it waits.
+    pub(crate) fn release_and_wait(&self) {
+        if !self.put.swap(true, Ordering::SeqCst) {
+            // SAFETY: The anchor holds one reference (type invariant),
+            // dropped only here thanks to `put`.
+            unsafe { bindings::kobject_put(self.kobj()) };
+        }
+        let mut waited = 0u32;
+        while !self.released.wait_timeout(kernel::time::msecs_to_jiffies(crate::gate::REPORT_INTERVAL_MS)) {
+            waited += crate::gate::REPORT_INTERVAL_MS / 1000;
+            pr_info!("unload waiting {} s for the cdev to be released\n", waited);
+        }
+        // The next waiter (the drop) must not block: keep it completed.
+        self.released.complete();
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for CdevAnchor {
+    fn drop(self: Pin<&mut Self>) {
+        // INVARIANT: the memory goes only after the kobject is released.
+        self.release_and_wait();
+    }
+}
+
+/// A published char device: its number now leads to the driver's fops.
+///
+/// # Invariants
+///
+/// `ptr` is a cdev from `cdev_alloc()` that was added with `cdev_add()`; the
+/// `Cdev` owns the reference that `cdev_del()` drops on drop.
+pub(crate) struct Cdev {
+    ptr: *mut ffi::Cdev,
+}
+
+// SAFETY: cdev_add/cdev_del may be called from any thread.
+unsafe impl Send for Cdev {}
+// SAFETY: A `Cdev` has no `&self` methods that touch the cdev.
+unsafe impl Sync for Cdev {}
+
+impl Cdev {
+    /// Publishes `devt` with the operations `fops`, parented by `anchor`.
+    pub(crate) fn add(
+        fops: &'static FileOperations,
+        devt: bindings::dev_t,
+        anchor: &CdevAnchor,
+    ) -> Result<Self> {
+        // SAFETY: `fops` is 'static; `anchor.kobj()` is an initialised
+        // kobject (its type invariant), which `cdev_add` references.
+        let ptr = unsafe { ffi::safedetach_cdev_alloc(&fops.0, anchor.kobj()) };
+        if ptr.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `ptr` is a fresh cdev from `cdev_alloc`.
+        if let Err(e) = to_result(unsafe { ffi::safedetach_cdev_add(ptr, devt) }) {
+            // SAFETY: `cdev_add` failed, so ours is the only reference.
+            unsafe { ffi::safedetach_cdev_put(ptr) };
+            return Err(e);
+        }
+        // INVARIANT: allocated and added.
+        Ok(Self { ptr })
+    }
+}
+
+impl Drop for Cdev {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the cdev was added and this drops
+        // the reference that `cdev_alloc` gave us.
+        unsafe { ffi::safedetach_cdev_del(self.ptr) };
+    }
+}

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The state of one unit: a bounded byte FIFO with blocking and polling.
+//!
+//! Every function here takes a [`Pass`]: the FIFO is reachable only from
+//! inside the unit's gate. Blocking calls sleep inside the gate, so the
+//! unloader must wake them ([`Fifo::wake_all`]); after a wake-up they see the
+//! gate closing and return `ENODEV`.
+//!
+//! Semantics, as for a pipe whose `PIPE_BUF` is the capacity: a write of at
+//! most `capacity` bytes is atomic (it waits until it fits whole, so records
+//! from several writers never interleave); a larger write is split into
+//! pieces as space appears. A read returns as soon as some bytes are there.
+
+use crate::gate::Pass;
+use crate::poll::{events::*, PollQueue};
+use kernel::{
+    new_condvar, new_mutex,
+    prelude::*,
+    sync::{CondVar, Mutex},
+    uaccess::{UserSliceReader, UserSliceWriter},
+};
+
+/// The bytes of a FIFO and its totals.
+///
+/// # Invariants
+///
+/// `buf.len()` is the capacity, `head < buf.len()` and `len <= buf.len()`.
+struct Ring {
+    buf: KVVec<u8>,
+    head: usize,
+    len: usize,
+    bytes_written: u64,
+    bytes_read: u64,
+    opens: u64,
+}
+
+impl Ring {
+    fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn space(&self) -> usize {
+        self.capacity() - self.len
+    }
+
+    /// Copies up to `count` bytes out to `out`; on a fault nothing is consumed.
+    fn pop_to(&mut self, out: &mut UserSliceWriter, count: usize) -> Result<usize> {
+        let n = count.min(self.len);
+        let first = n.min(self.capacity() - self.head);
+        out.write_slice(&self.buf[self.head..self.head + first])?;
+        out.write_slice(&self.buf[..n - first])?;
+        // INVARIANT: `n <= len`, and the head wraps modulo the capacity.
+        self.head = (self.head + n) % self.capacity();
+        self.len -= n;
+        self.bytes_read += n as u64;
+        Ok(n)
+    }
+
+    /// Copies `n <= space()` bytes in from `input`; on a fault nothing is added.
+    fn push_from(&mut self, input: &mut UserSliceReader, n: usize) -> Result<usize> {
+        let cap = self.capacity();
+        let tail = (self.head + self.len) % cap;
+        let first = n.min(cap - tail);
+        input.read_slice(&mut self.buf[tail..tail + first])?;
+        input.read_slice(&mut self.buf[..n - first])?;
+        // INVARIANT: `n <= space()`, so `len` stays within the capacity.
+        self.len += n;
+        self.bytes_written += n as u64;
+        Ok(n)
+    }
+}
+
+/// Statistics of a unit, laid out as `struct safedetach_stats`
+/// (include/uapi/safedetach.h).
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) unit: u64,
+    pub(crate) capacity: u64,
+    pub(crate) bytes_queued: u64,
+    pub(crate) open_files: u64,
+    pub(crate) in_flight: u64,
+    pub(crate) bytes_written: u64,
+    pub(crate) bytes_read: u64,
+    pub(crate) opens: u64,
+}
+
+// SAFETY: `Stats` is `repr(C)` with only `u64` fields: no padding, and
+// every byte is initialised.
+unsafe impl kernel::types::AsBytes for Stats {}
+
+/// One unit's FIFO, its sleepers and its pollers.
+#[pin_data]
+pub(crate) struct Fifo {
+    index: u32,
+    #[pin]
+    ring: Mutex<Ring>,
+    /// Readers waiting for bytes.
+    #[pin]
+    readable: CondVar,
+    /// Writers waiting for space.
+    #[pin]
+    writable: CondVar,
+    #[pin]
+    pollers: PollQueue,
+}
+
+impl Fifo {
+    /// Creates an empty FIFO of `capacity` bytes for unit `index`.
+    pub(crate) fn new(index: u32, capacity: usize) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            index,
+            ring <- new_mutex!(
+                Ring {
+                    buf: KVVec::from_elem(0u8, capacity, GFP_KERNEL)?,
+                    head: 0,
+                    len: 0,
+                    bytes_written: 0,
+                    bytes_read: 0,
+                    opens: 0,
+                },
+                "Fifo::ring"
+            ),
+            readable <- new_condvar!("Fifo::readable"),
+            writable <- new_condvar!("Fifo::writable"),
+            pollers <- PollQueue::new(),
+        })
+    }
+
+    /// Counts a successful open.
+    pub(crate) fn opened(pass: &Pass<'_, Self>) {
+        pass.ring.lock().opens += 1;
+    }
+
+    /// Reads up to `count` bytes into `out`, sleeping while empty.
+    pub(crate) fn read(
+        pass: &Pass<'_, Self>,
+        mut out: UserSliceWriter,
+        count: usize,
+        nonblock: bool,
+    ) -> Result<usize> {
+        if count == 0 {
+            return Ok(0);
+        }
+        let mut ring = pass.ring.lock();
+        // The closing check and the sleep are under `ring`, which
+        // `wake_all` takes: a wake-up cannot fall between them.
+        while ring.len == 0 {
+            if pass.is_closing() {
+                return Err(ENODEV);
+            }
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            if pass.readable.wait_interruptible(&mut ring) {
+                return Err(ERESTARTSYS);
+            }
+        }
+        let n = ring.pop_to(&mut out, count)?;
+        drop(ring);
+        pass.writable.notify_all();
+        pass.pollers.notify();
+        Ok(n)
+    }
+
+    /// Writes `count` bytes from `input`, sleeping while there is no room.
+    pub(crate) fn write(
+        pass: &Pass<'_, Self>,
+        mut input: UserSliceReader,
+        count: usize,
+        nonblock: bool,
+    ) -> Result<usize> {
+        if count == 0 {
+            return Ok(0);
+        }
+        let mut ring = pass.ring.lock();
+        // Up to the capacity, a write goes in whole or not at all.
+        let need = if count <= ring.capacity() { count } else { 1 };
+        while ring.space() < need {
+            if pass.is_closing() {
+                return Err(ENODEV);
+            }
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            if pass.writable.wait_interruptible(&mut ring) {
+                return Err(ERESTARTSYS);
+            }
+        }
+        let n = count.min(ring.space());
+        let n = ring.push_from(&mut input, n)?;
+        drop(ring);
+        pass.readable.notify_all();
+        pass.pollers.notify();
+        Ok(n)
+    }
+
+    /// Returns the `poll(2)` events of the unit, registering `table`.
+    ///
+    /// # Safety
+    ///
+    /// `file` and `table` must be the arguments of a `->poll` call in
+    /// progress on a file of this unit.
+    pub(crate) unsafe fn poll(
+        pass: &Pass<'_, Self>,
+        file: *mut kernel::bindings::file,
+        table: *mut kernel::bindings::poll_table_struct,
+    ) -> u32 {
+        // SAFETY: The caller's contract; the unit outlives its open files
+        // (the unloader drains every open file before freeing it).
+        unsafe { pass.pollers.register(file, table) };
+        // Registered first, checked second: a wake-up after the check
+        // finds the poller on the queue.
+        if pass.is_closing() {
+            return POLLHUP | POLLERR;
+        }
+        let ring = pass.ring.lock();
+        let mut mask = 0;
+        if ring.len > 0 {
+            mask |= POLLIN | POLLRDNORM;
+        }
+        if ring.space() > 0 {
+            mask |= POLLOUT | POLLWRNORM;
+        }
+        mask
+    }
+
+    /// Returns a snapshot of the unit's statistics.
+    pub(crate) fn stats(pass: &Pass<'_, Self>) -> Stats {
+        let (open_files, in_flight) = pass.usage();
+        let ring = pass.ring.lock();
+        Stats {
+            unit: pass.index as u64,
+            capacity: ring.capacity() as u64,
+            bytes_queued: ring.len as u64,
+            open_files,
+            in_flight,
+            bytes_written: ring.bytes_written,
+            bytes_read: ring.bytes_read,
+            opens: ring.opens,
+        }
+    }
+
+    /// Wakes every sleeper and poller, after the gate closed.
+    ///
+    /// Taking `ring` orders this after any sleeper's closing check: a
+    /// sleeper either saw the gate closing, or is already on the queue.
+    pub(crate) fn wake_all(&self) {
+        let ring = self.ring.lock();
+        self.readable.notify_all();
+        self.writable.notify_all();
+        drop(ring);
+        self.pollers.notify();
+    }
+}

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Thin C wrappers for the kernel APIs that safedetach uses but that are
+ * macros or static inlines, which bindgen cannot bind (compare the kernel's
+ * rust/helpers/ directory). One wrapper per API, no logic: everything else is in
+ * Rust. Also the module parameters, since 6.12's `module!` macro has no
+ * parameter support.
+ */
+
+#include <linux/cdev.h>
+#include <linux/completion.h>
+#include <linux/device.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/percpu.h>
+#include <linux/poll.h>
+#include <linux/smp.h>
+
+#include "../include/uapi/safedetach.h"
+#include "helpers.h"
+
+static_assert(sizeof(struct safedetach_stats) == 64);
+static_assert(SAFEDETACH_IOC_STATS == 0x8040d701);
+
+static unsigned int units = 4;
+module_param(units, uint, 0444);
+MODULE_PARM_DESC(units, "number of /dev/safedetachN units (1..64, default 4)");
+
+static unsigned int capacity = 4096;
+module_param(capacity, uint, 0444);
+MODULE_PARM_DESC(capacity, "FIFO capacity of each unit in bytes (1..1048576, default 4096)");
+
+unsigned int safedetach_param_units(void)
+{
+	return READ_ONCE(units);
+}
+
+unsigned int safedetach_param_capacity(void)
+{
+	return READ_ONCE(capacity);
+}
+
+u64 __percpu *safedetach_alloc_percpu_u64(void)
+{
+	return alloc_percpu(u64);
+}
+
+u64 *safedetach_per_cpu_ptr(u64 __percpu *p, unsigned int cpu)
+{
+	return per_cpu_ptr(p, cpu);
+}
+
+void safedetach_this_cpu_inc(u64 __percpu *p)
+{
+	this_cpu_inc(*p);
+}
+
+unsigned int safedetach_cpumask_next_possible(int cpu)
+{
+	return cpumask_next(cpu, cpu_possible_mask);
+}
+
+unsigned int safedetach_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}
+
+void safedetach_on_each_cpu(smp_call_func_t func, void *info)
+{
+	on_each_cpu(func, info, 1);
+}
+
+void safedetach_init_completion(struct completion *x)
+{
+	init_completion(x);
+}
+
+void safedetach_reinit_completion(struct completion *x)
+{
+	reinit_completion(x);
+}
+
+struct cdev *safedetach_cdev_alloc(const struct file_operations *fops,
+				   struct kobject *parent)
+{
+	struct cdev *cdev = cdev_alloc();
+
+	if (cdev) {
+		cdev->ops = fops;
+		cdev_set_parent(cdev, parent);
+	}
+	return cdev;
+}
+
+int safedetach_cdev_add(struct cdev *cdev, dev_t dev)
+{
+	return cdev_add(cdev, dev, 1);
+}
+
+void safedetach_cdev_del(struct cdev *cdev)
+{
+	cdev_del(cdev);
+}
+
+void safedetach_cdev_put(struct cdev *cdev)
+{
+	kobject_put(&cdev->kobj);
+}
+
+struct kobject *safedetach_inode_cdev_parent(struct inode *inode)
+{
+	return inode->i_cdev->kobj.parent;
+}
+
+struct device *safedetach_device_create(const struct class *cls, dev_t devt,
+					const char *name)
+{
+	return device_create(cls, NULL, devt, NULL, "%s", name);
+}
+
+void safedetach_poll_wait(struct file *filp, wait_queue_head_t *wq,
+			  struct poll_table_struct *p)
+{
+	poll_wait(filp, wq, p);
+}

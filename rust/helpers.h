@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Prototypes of the wrappers in helpers.c; rust/ffi.rs declares the same
+ * functions for Rust.
+ */
+#ifndef SAFEDETACH_HELPERS_H
+#define SAFEDETACH_HELPERS_H
+
+#include <linux/fs.h>
+#include <linux/smp.h>
+#include <linux/types.h>
+
+struct cdev;
+struct class;
+struct completion;
+struct device;
+struct kobject;
+struct poll_table_struct;
+
+unsigned int safedetach_param_units(void);
+unsigned int safedetach_param_capacity(void);
+u64 __percpu *safedetach_alloc_percpu_u64(void);
+u64 *safedetach_per_cpu_ptr(u64 __percpu *p, unsigned int cpu);
+void safedetach_this_cpu_inc(u64 __percpu *p);
+unsigned int safedetach_cpumask_next_possible(int cpu);
+unsigned int safedetach_nr_cpu_ids(void);
+void safedetach_on_each_cpu(smp_call_func_t func, void *info);
+void safedetach_init_completion(struct completion *x);
+void safedetach_reinit_completion(struct completion *x);
+struct cdev *safedetach_cdev_alloc(const struct file_operations *fops,
+				   struct kobject *parent);
+int safedetach_cdev_add(struct cdev *cdev, dev_t dev);
+void safedetach_cdev_del(struct cdev *cdev);
+void safedetach_cdev_put(struct cdev *cdev);
+struct kobject *safedetach_inode_cdev_parent(struct inode *inode);
+struct device *safedetach_device_create(const struct class *cls, dev_t devt,
+					const char *name);
+void safedetach_poll_wait(struct file *filp, wait_queue_head_t *wq,
+			  struct poll_table_struct *p);
+
+#endif /* SAFEDETACH_HELPERS_H */

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-CPU `u64` event counters.
+//!
+//! A [`PerCpuCounter`] is one `u64` per possible CPU, allocated with
+//! `alloc_percpu()`. [`PerCpuCounter::inc`] adds one to the current CPU's
+//! copy with a single instruction that needs no lock and no atomic
+//! read-modify-write, so it is cheap on every CPU at once; the price is that
+//! the total is only known by summing every CPU's copy
+//! ([`PerCpuCounter::sum`]), which the slow path does.
+
+use crate::ffi;
+use kernel::{bindings, prelude::*};
+
+/// A counter with one `u64` per possible CPU.
+///
+/// # Invariants
+///
+/// `ptr` is a per-CPU cookie returned by `alloc_percpu(u64)` that has not
+/// been freed; it is freed exactly once, on drop.
+pub(crate) struct PerCpuCounter {
+    ptr: *mut u64,
+}
+
+// SAFETY: The counter is only updated with per-CPU increments, which are
+// safe from any task on any CPU, and read with plain loads of aligned `u64`s.
+unsafe impl Send for PerCpuCounter {}
+// SAFETY: See above: `inc` and `sum` take `&self` and are safe concurrently.
+unsafe impl Sync for PerCpuCounter {}
+
+impl PerCpuCounter {
+    /// Allocates a counter whose every per-CPU copy is zero.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: FFI call without preconditions; `alloc_percpu` zeroes
+        // the memory of every possible CPU.
+        let ptr = unsafe { ffi::safedetach_alloc_percpu_u64() };
+        if ptr.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: `ptr` was just returned by `alloc_percpu`.
+        Ok(Self { ptr })
+    }
+
+    /// Adds one to the current CPU's copy.
+    ///
+    /// On x86_64 this is a single `incq %gs:(reg)`, exactly what the kernel's
+    /// `this_cpu_inc()` emits (arch/x86/include/asm/percpu.h): one
+    /// instruction cannot be split by preemption or an interrupt, and it has
+    /// no `lock` prefix. It is a compiler barrier (the `asm!` may touch
+    /// memory), but not a CPU fence. Elsewhere it calls `this_cpu_inc()`.
+    #[inline(always)]
+    pub(crate) fn inc(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: By the type invariant `self.ptr` is a live per-CPU
+        // cookie: `%gs` holds the current CPU's per-CPU base, so
+        // `%gs:(ptr)` is this CPU's copy of the counter. `inc` writes the
+        // flags, so `preserves_flags` is not claimed.
+        unsafe {
+            core::arch::asm!(
+                "incq %gs:({0})",
+                in(reg) self.ptr,
+                options(att_syntax, nostack)
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: By the type invariant `self.ptr` is a live per-CPU cookie.
+        unsafe {
+            ffi::safedetach_this_cpu_inc(self.ptr)
+        };
+    }
+
+    /// Returns the sum of every possible CPU's copy.
+    ///
+    /// The CPUs are read one after the other while others may still
+    /// increment: the result is not a snapshot, and the caller supplies the
+    /// ordering it needs (see `gate.rs`).
+    pub(crate) fn sum(&self) -> u64 {
+        let mut total: u64 = 0;
+        // SAFETY: FFI call without preconditions.
+        let nr = unsafe { ffi::safedetach_nr_cpu_ids() };
+        // SAFETY: FFI call without preconditions (`for_each_possible_cpu`).
+        let mut cpu = unsafe { ffi::safedetach_cpumask_next_possible(-1) };
+        while cpu < nr {
+            // SAFETY: `self.ptr` is a live per-CPU cookie (type invariant)
+            // and `cpu` is a possible CPU, so this is its copy, which
+            // lives as long as `self`. Other CPUs write it concurrently with
+            // single instructions: an aligned 64-bit load sees either the
+            // old or the new value, and `read_volatile` makes the compiler
+            // load it exactly once.
+            total = total.wrapping_add(unsafe {
+                core::ptr::read_volatile(ffi::safedetach_per_cpu_ptr(self.ptr, cpu))
+            });
+            // SAFETY: FFI call without preconditions.
+            cpu = unsafe { ffi::safedetach_cpumask_next_possible(cpu as i32) };
+        }
+        total
+    }
+}
+
+impl Drop for PerCpuCounter {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `self.ptr` came from `alloc_percpu`
+        // and is freed only here.
+        unsafe { bindings::free_percpu(self.ptr.cast()) };
+    }
+}

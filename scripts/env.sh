@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Shared settings for the scripts in this directory. Source it; do not run it.
+#
+# Everything that is built or downloaded lives in $SAFEDETACH_CACHE, outside
+# the checkout, so that a fresh clone reuses a kernel built earlier.
+
+SAFEDETACH_TOP=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+SAFEDETACH_CACHE=${SAFEDETACH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/safedetach}
+
+# Pinned tool versions. Changing one changes the kernel cache key.
+BINDGEN_VERSION=0.69.5
+VNG_VERSION=1.42
+KERNEL_SOURCE_PKG=linux-source-6.12
+
+# The kernel is built with clang (RUST with KASAN needs it) and Debian's
+# rustc, which ships the `core` source the kernel's Rust build needs.
+# The kernel's Makefile assigns RUSTC itself, so it must be passed on the
+# command line: use kmake, never a bare make, for anything under the kernel.
+LLVM=${LLVM:--19}
+RUSTC=${RUSTC:-/usr/bin/rustc}
+kmake() { make LLVM="$LLVM" RUSTC="$RUSTC" "$@"; }
+export PATH="$SAFEDETACH_CACHE/tools/bin:$SAFEDETACH_CACHE/venv/bin:$PATH"
+
+# Every long step says what it is doing.
+step() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# kernel_key: a hash of everything that affects the built kernel.
+kernel_key() {
+	{
+		dpkg-query -W -f='${Version}\n' "$KERNEL_SOURCE_PKG" 2>/dev/null || echo none
+		cat "$SAFEDETACH_TOP/scripts/kernel.config"
+		sed -n '/^# BEGIN kernel recipe/,/^# END kernel recipe/p' \
+			"$SAFEDETACH_TOP/scripts/setup.sh"
+		"clang$LLVM" --version 2>/dev/null | head -n1 || echo none
+		"$RUSTC" --version 2>/dev/null || echo none
+		echo "bindgen $BINDGEN_VERSION"
+	} | sha256sum | cut -c1-16
+}
+
+# kernel_dir: where the kernel for the current inputs is (or will be) built.
+kernel_dir() { echo "$SAFEDETACH_CACHE/kernel-$(kernel_key)/linux"; }
