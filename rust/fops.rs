@@ -83,6 +83,11 @@ unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::
     // SAFETY: `open` stored a leaked `KBox<FilePass>` in `private_data`, and
     // `release` is called once per successful open, after every other call.
     drop(unsafe { KBox::from_raw((*file).private_data.cast::<FilePass<Fifo>>()) });
+    if crate::variant::SKIP_TAIL {
+        // Widen the tail: keep executing module text after the exit.
+        // SAFETY: FFI call without preconditions.
+        unsafe { bindings::__udelay(20_000) };
+    }
     0
 }
 

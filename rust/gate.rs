@@ -70,6 +70,7 @@
 use crate::barrier::{mb_on_each_cpu, Tail};
 use crate::completion::Completion;
 use crate::percpu::PerCpuCounter;
+use crate::variant;
 use core::{
     marker::PhantomData,
     ops::Deref,
@@ -154,6 +155,9 @@ impl<T> Gate<T> {
     /// Fails with `ENODEV` once the gate is closing.
     #[inline(always)]
     pub(crate) fn enter(&self) -> Result<Pass<'_, T>> {
+        if variant::NO_GATE {
+            return Ok(Pass { gate: self, _not_send: PhantomData });
+        }
         self.entered.inc();
         if self.closing.load(Ordering::Relaxed) {
             self.back_out();
@@ -166,6 +170,9 @@ impl<T> Gate<T> {
     /// Counts the end of a pass.
     #[inline(always)]
     fn exit(&self) {
+        if variant::NO_GATE {
+            return;
+        }
         // Weakly ordered CPUs may let the pass's loads and stores drift
         // past the increment: order them, as `__srcu_read_unlock()` does.
         #[cfg(not(target_arch = "x86_64"))]
@@ -253,6 +260,9 @@ impl<T> Gate<T> {
     /// what it is still waiting for. May sleep for as long as a file stays
     /// open.
     pub(crate) fn drain(&self) {
+        if variant::SKIP_DRAIN || variant::NO_GATE {
+            return;
+        }
         if !self.is_closing() {
             pr_err!("{}: drain called on an open gate\n", self.name.to_str().unwrap_or("?"));
             self.close();
@@ -263,9 +273,16 @@ impl<T> Gate<T> {
             // Order the reinit before the sums (see "Wake-up").
             core::sync::atomic::fence(Ordering::SeqCst);
             // Exits first, then entrances (see "Drain").
-            let exits = self.exited.sum();
-            core::sync::atomic::fence(Ordering::SeqCst);
-            let entries = self.entered.sum();
+            let (exits, entries) = if variant::ENTRANCES_FIRST {
+                let entries = self.entered.sum();
+                // SAFETY: FFI call without preconditions; we may sleep.
+                unsafe { bindings::msleep(2) };
+                (self.exited.sum(), entries)
+            } else {
+                let exits = self.exited.sum();
+                core::sync::atomic::fence(Ordering::SeqCst);
+                (exits, self.entered.sum())
+            };
             if entries == exits {
                 break;
             }
@@ -305,6 +322,9 @@ impl<T> PinnedDrop for Gate<T> {
         // every gate already, and this costs nothing. It is what makes
         // freeing a gate with passes still out impossible.
         self.close();
+        if variant::SKIP_DRAIN || variant::SKIP_TAIL || variant::NO_GATE {
+            return;
+        }
         let drained = self.book.lock().drained;
         match drained {
             Some(tail) => tail.wait(),

@@ -31,6 +31,7 @@ mod fops;
 mod gate;
 mod percpu;
 mod poll;
+mod variant;
 
 use barrier::Tail;
 use chrdev::{Cdev, CdevAnchor, Class, DeviceNode, Region};
@@ -127,6 +128,9 @@ impl Slot {
 
     /// Step 3: blocked calls return `ENODEV`, pollers see `POLLHUP`.
     fn wake(&self) {
+        if variant::SKIP_WAKE {
+            return;
+        }
         if let Some(fifo) = self.unit.gate.closed_data() {
             fifo.wake_all();
         }
@@ -190,6 +194,9 @@ impl kernel::Module for SafeDetach {
             let node = unsafe { class.create_node(region.devt(i), &name) }?;
             slots.push(Slot { published: Some((cdev, node)), unit }, GFP_KERNEL)?;
         }
+        if let Some(name) = variant::NAME {
+            pr_info!("this is the deliberately broken test variant '{}'\n", name);
+        }
         pr_info!("loaded: {} units of {} bytes\n", units, capacity);
         Ok(SafeDetach { slots, class, _region: region })
     }
@@ -219,7 +226,9 @@ impl Drop for SafeDetach {
         let drained = ktime_ns();
         // 5. The tail: every task that counted its exit has left module
         //    text and data (a voluntary context switch since the drain).
-        Tail::synchronize();
+        if !variant::SKIP_TAIL {
+            Tail::synchronize();
+        }
         let done = ktime_ns();
         pr_info!(
             "unloaded: drain {} us, tail {} us\n",

@@ -19,7 +19,7 @@ APT_PACKAGES=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	make flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
 	qemu-system-x86 busybox-static python3-venv
-	stress-ng spin gcc libc6-dev binutils
+	stress-ng spin gcc libc6-dev binutils liburing-dev
 )
 
 install_packages() {

@@ -26,8 +26,10 @@
 #   --log FILE       where to write the kernel log (default: a new file
 #                    under $SAFEDETACH_CACHE/logs/)
 #
-# The command's stdout and stderr are streamed to this script's stdout and
-# stderr; its stdin is /dev/null. The whole kernel console, from the first
+# The command runs as the calling user, in the caller's current directory
+# (exit status 126 if the guest cannot enter it) and with the caller's PATH.
+# Its stdout and stderr are streamed to this script's stdout and stderr; its
+# stdin is /dev/null. The whole kernel console, from the first
 # boot message to the last line before a crash, goes to the log file, with
 # the command's output interleaved where it happened. The path of the log is
 # printed at the end.
@@ -60,13 +62,21 @@
 #   `panic=-1`, so a panic reboots at once and the reboot ends QEMU. We add
 #   `oops=panic` so an oops ends the run too instead of leaving a half-dead
 #   guest to time out.
-# - The run directory lives under $SAFEDETACH_CACHE/run, not under /tmp:
-#   vng puts a throw-away overlay on the guest's /tmp.
+# - The command's output is copied to the serial console so that the log
+#   shows it next to the kernel messages it caused. Under TCG the console
+#   moves about 50 KB/s (600 KB of output cost 10 s more than writing it to
+#   a file): have a chatty command write bulk output to a file instead.
+# - The guest can write only to the --rwdir directories; a file it writes
+#   anywhere else is lost or refused (read-only root, throw-away overlays).
+# - A command that leaves a background process holding its stdout or stderr
+#   open keeps the run going until that process exits (or the timeout).
 # - vng and QEMU run in a session of their own (setsid), so a timeout or a
 #   Ctrl-C kills the whole process group, QEMU included.
 # - /dev/kvm exists on the project's machines but is a nested paravirtual
-#   hypervisor under which the guest hangs after "Booting from ROM": TCG is
-#   the default, and --kvm is only a request.
+#   hypervisor that a stock guest cannot run under (seen: a hang after
+#   "Booting from ROM", or with vng's options QEMU aborting at once with
+#   "failed to set MSR 0x10a", which vm-run reports as "the guest kernel did
+#   not start"): TCG is the default, and --kvm is only a request.
 set -euo pipefail
 . "$(dirname -- "$0")/env.sh"
 
@@ -253,7 +263,11 @@ if [ -e "$rundir/timed-out" ]; then
 fi
 if [ ! -f "$rundir/status" ]; then
 	show_log_tail
-	printf 'vm-run: the guest did not report an exit status (kernel crash?) — see %s\n' "$log" >&2
+	if grep -q '^\[ *[0-9.]*\] Linux version' -- "$log"; then
+		printf 'vm-run: the guest did not report an exit status (kernel crash?) — see %s\n' "$log" >&2
+	else
+		printf 'vm-run: the guest kernel did not start (QEMU or vng failed) — see %s\n' "$log" >&2
+	fi
 	printf 'vm-run: kernel log: %s\n' "$log" >&2
 	exit 125
 fi

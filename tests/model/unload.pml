@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Promela model of the safedetach unload protocol, checked with spin.
+ * tests/model/run.sh runs it; README.rst says what it abstracts and why.
+ *
+ *  - NR_READERS tasks each use the module NR_OPS times. Every statement of
+ *    a reader may be followed by preemption, and before each per-CPU
+ *    increment a reader picks its CPU afresh: it may have migrated between
+ *    any two steps.
+ *  - this_cpu_inc() is one instruction (incq %gs:(ptr)): one atomic step on
+ *    that CPU's counter, but its store goes through the CPU's store buffer
+ *    (x86-TSO), so the drainer may see it late, after the reader's next
+ *    load. Store buffers drain in order, on their own or at a barrier.
+ *  - The drainer loads the CPUs' counters one at a time: a sum is not a
+ *    snapshot.
+ *  - module_exit(): close (closing = true, then a full barrier on every
+ *    CPU), unpublish, drain (sum exits, smp_mb(), sum entrances, compare,
+ *    wait on the completion with a timeout), [wait for the cdev's
+ *    release], the tail wait (synchronize_rcu_tasks()), free.
+ *
+ * Two configurations:
+ *
+ *  - default: the gate alone. A reader reaches the module while it is
+ *    published, and nothing but the gate and the tail wait protects it.
+ *  - WITH_CDEV: the whole of module_exit(). Each reader use is the life of
+ *    a file: chrdev_open() takes a cdev reference (also after cdev_del(),
+ *    through an inode that caches i_cdev, while any is left), __fput()
+ *    drops it after release() and then reads the module's file_operations
+ *    (fops_put()); module_exit() waits for the cdev's release after the
+ *    drain.
+ *
+ * Safety: nothing executes module code or touches gate memory once it has
+ * been freed: assert(!freed) in every reader step from the call into the
+ * module to the voluntary context switch that ends the call.
+ *
+ * Liveness (-DLIVENESS): unloading finishes, under weak fairness, with the
+ * completion's timeout left out: no wake-up of the drainer is lost.
+ *
+ * Mutants, one -D each:
+ *   MUTANT_ENTRANCES_FIRST	sum entrances, then exits
+ *   MUTANT_NO_CLOSE_BARRIER	no barrier on every CPU after closing
+ *   MUTANT_NO_TAIL_WAIT	no synchronize_rcu_tasks()
+ *   MUTANT_NO_BACKOUT_EXIT	a refused entrant does not count its exit
+ *   MUTANT_NO_REINIT_BARRIER	no smp_mb() after reinit_completion()
+ *   MUTANT_NO_CDEV_WAIT	(WITH_CDEV) no wait for the cdev's release
+ */
+
+#ifndef NR_READERS
+#define NR_READERS	2
+#endif
+#ifndef NR_CPUS
+#define NR_CPUS		2
+#endif
+#ifndef NR_OPS
+#define NR_OPS		2
+#endif
+
+/* Store buffer entries; each reader has a FIFO of SB_DEPTH of them. */
+#define SB_NONE		0
+#define SB_ENTERED	1
+#define SB_EXITED	2
+#define SB_DEPTH	2
+#define SB(r, n)	((r) * SB_DEPTH + (n))
+
+#define BIT(r)		(1 << (r))
+
+/*
+ * Memory as the other CPUs see it. The counters are the gate's per-CPU
+ * entered/exited; only stores that have left a store buffer are here.
+ */
+byte entered[NR_CPUS];
+byte exited[NR_CPUS];
+bool closing;
+bool done;			/* completion->done (saturates at 1) */
+bool published = true;		/* reachable: cdev_del() not yet called */
+bool freed;			/* module code and gate memory are gone */
+#ifdef WITH_CDEV
+byte cdev_refs;			/* cdev references held by files */
+#endif
+
+/*
+ * Readers' store buffers, SB(r, 0) the oldest entry: reader r's pending
+ * counter increments, in program order, each with the CPU it was made on.
+ * A task's stores stay in its buffer when it migrates: real context
+ * switches flush them, so this only allows more behaviours.
+ */
+byte sb_ctr[NR_READERS * SB_DEPTH];
+byte sb_cpu[NR_READERS * SB_DEPTH];
+
+/* The drainer's store buffer: a pending "done = 0" of reinit_completion(). */
+bool sb_reinit;
+
+/*
+ * RCU Tasks. Bit r of in_text: reader r is in module code and has not
+ * switched voluntarily since it got there (it runs or was preempted).
+ * Bit r of holdout: the grace period in progress waits for reader r.
+ */
+byte in_text;
+byte holdout;
+
+/* Reader r's oldest pending store reaches memory. */
+inline sb_commit_oldest(r)
+{
+	if
+	:: sb_ctr[SB(r, 0)] == SB_ENTERED ->
+		entered[sb_cpu[SB(r, 0)]]++
+	:: else ->
+		exited[sb_cpu[SB(r, 0)]]++
+	fi;
+	sb_ctr[SB(r, 0)] = sb_ctr[SB(r, 1)];
+	sb_cpu[SB(r, 0)] = sb_cpu[SB(r, 1)];
+	sb_ctr[SB(r, 1)] = SB_NONE;
+	sb_cpu[SB(r, 1)] = 0
+}
+
+/* A full barrier on reader r's CPU: its whole store buffer drains. */
+inline sb_flush(r)
+{
+	do
+	:: sb_ctr[SB(r, 0)] != SB_NONE ->
+		sb_commit_oldest(r)
+	:: else ->
+		break
+	od
+}
+
+/* Queue a counter increment behind the reader's earlier stores. */
+inline sb_store(r, ctr, c)
+{
+	if
+	:: sb_ctr[SB(r, 0)] == SB_NONE ->
+		sb_ctr[SB(r, 0)] = ctr;
+		sb_cpu[SB(r, 0)] = c
+	:: else ->
+		/* Two at most: each use ends in a barrier (schedule()). */
+		assert(sb_ctr[SB(r, 1)] == SB_NONE);
+		sb_ctr[SB(r, 1)] = ctr;
+		sb_cpu[SB(r, 1)] = c
+	fi
+}
+
+/*
+ * A reader executes module code or touches gate memory: after the free,
+ * the use-after-free this protocol exists to prevent.
+ */
+inline module_code()
+{
+	assert(!freed)
+}
+
+/*
+ * this_cpu_inc(gate->ctr): the task is on some CPU, whichever it has been
+ * migrated to, and increments that CPU's counter in one instruction.
+ * Preemption cannot split it, but the store is buffered.
+ */
+inline this_cpu_inc(ctr)
+{
+	atomic {
+		module_code();
+		select (cpu : 0 .. NR_CPUS - 1);
+		sb_store(me, ctr, cpu);
+		cpu = 0
+	}
+}
+
+/*
+ * complete(&gate->done): spin_lock_irqsave() is a locked instruction, a
+ * full barrier on x86, so the exit counted just before is visible no later
+ * than done is.
+ */
+inline gate_complete()
+{
+	atomic {
+		module_code();
+		sb_flush(me);
+		done = true
+	}
+}
+
+/*
+ * A voluntary context switch (a sleep, or the return to user space):
+ * __schedule() takes the runqueue lock, a full barrier, and the task is
+ * quiescent for RCU Tasks, which stops waiting for it.
+ */
+inline voluntary_switch()
+{
+	d_step {
+		sb_flush(me);
+		in_text = in_text & ~BIT(me);
+		holdout = holdout & ~BIT(me)
+	}
+}
+
+/*
+ * A reader: NR_OPS times, a call into the module that enters the gate.
+ * With WITH_CDEV, each is the life of one file, from chrdev_open() to the
+ * end of __fput(), or an open() refused with -ENODEV; calls made on an open
+ * file are nested inside its pass and add nothing.
+ */
+active [NR_READERS] proctype reader()
+{
+	byte me = _pid;		/* readers are the first processes */
+	byte cpu;
+	byte ops;
+	bool seen;
+
+	assert(me < NR_READERS);
+	do
+	:: ops < NR_OPS ->
+		ops++;
+
+#ifndef WITH_CDEV
+		/*
+		 * The call into the module: possible while it is published.
+		 * From here on the reader runs module code, a holdout for
+		 * RCU Tasks, and nothing else keeps the module alive for it:
+		 * preempted before its entrance, only the tail wait covers
+		 * it.
+		 */
+		if
+		:: atomic {
+			published ->
+			in_text = in_text | BIT(me)
+		   }
+		:: atomic {
+			!published ->
+			goto gone
+		   }
+		fi;
+#else
+		/*
+		 * chrdev_open(): a cdev reference, then the call into the
+		 * module's open(). While the cdev is mapped, kobj_lookup()
+		 * gets one; after cdev_del(), an inode that still caches
+		 * i_cdev (open("/proc/self/fd/N")) gets one from cdev_get()
+		 * for as long as any is left.
+		 */
+		if
+		:: atomic {
+			(published || cdev_refs > 0) ->
+			cdev_refs++;
+			in_text = in_text | BIT(me)
+		   }
+		:: atomic {
+			!(published || cdev_refs > 0) ->
+			goto gone
+		   }
+		fi;
+#endif
+
+		/* gate_enter(): this_cpu_inc(entered) ... */
+		this_cpu_inc(SB_ENTERED);
+
+		/*
+		 * ... then load closing, with no barrier: the entrance may
+		 * still be in this CPU's store buffer.
+		 */
+		atomic {
+			module_code();
+			seen = closing
+		}
+		if
+		:: seen ->
+			/*
+			 * Closing: back out. Count the exit so that the sums
+			 * balance, signal the drainer, return -ENODEV. From
+			 * here on this is the tail.
+			 */
+			seen = false;
+#ifndef MUTANT_NO_BACKOUT_EXIT
+			this_cpu_inc(SB_EXITED);
+#endif
+			gate_complete();
+			goto tail
+		:: else
+		fi;
+
+		/* Inside the gate: use the device state. */
+		module_code();
+
+		/*
+		 * A blocking read sleeps inside the gate (or an open file
+		 * waits while its task is elsewhere): a voluntary context
+		 * switch, so RCU Tasks stops waiting for this reader; the
+		 * counters must. Woken by data or by module_exit(), it runs
+		 * module code and touches the device state again.
+		 */
+		if
+		:: voluntary_switch();
+			atomic {
+				module_code();
+				in_text = in_text | BIT(me)
+			}
+		:: skip
+		fi;
+
+		/* gate_exit() (the end of the call, or release()) ... */
+		this_cpu_inc(SB_EXITED);
+
+		/* ... then, if closing, wake the drainer. */
+		atomic {
+			module_code();
+			seen = closing
+		}
+		if
+		:: seen ->
+			seen = false;
+			gate_complete()
+		:: else
+		fi;
+
+tail:
+		/*
+		 * The tail. Counted out, the task still returns through
+		 * module code, and does not sleep on the way.
+		 */
+		module_code();
+#ifdef WITH_CDEV
+		/*
+		 * Core code: cdev_put() drops the file's cdev reference; the
+		 * last one releases the cdev, and its parent kobject's
+		 * release, module code, completes module_exit()'s wait.
+		 */
+		atomic {
+			module_code();
+			cdev_refs--
+		}
+
+		/*
+		 * Then fops_put(file->f_op) (in __fput(), or in
+		 * do_dentry_open() after a failed open) reads ->owner from
+		 * the module's file_operations: after the last cdev reference
+		 * is gone, before any sleep. Only RCU Tasks covers this.
+		 */
+		module_code();
+#endif
+
+		/* Back to user space, or any sleep: the tail is over. */
+		voluntary_switch()
+	:: else ->
+		break
+	od;
+gone:
+	skip
+}
+
+/*
+ * The store buffers drain on their own, in order, at any time. The
+ * drainer's holds at most the "done = 0" of reinit_completion() (only in
+ * MUTANT_NO_REINIT_BARRIER, see below).
+ */
+active proctype store_buffers()
+{
+end:
+	do
+	:: d_step {
+		sb_ctr[SB(0, 0)] != SB_NONE ->
+		sb_commit_oldest(0)
+	   }
+#if NR_READERS > 1
+	:: d_step {
+		sb_ctr[SB(1, 0)] != SB_NONE ->
+		sb_commit_oldest(1)
+	   }
+#endif
+#if NR_READERS > 2
+	:: d_step {
+		sb_ctr[SB(2, 0)] != SB_NONE ->
+		sb_commit_oldest(2)
+	   }
+#endif
+#if NR_READERS > 3
+#error "add store buffer entries for more readers"
+#endif
+	:: d_step {
+		sb_reinit ->
+		done = false;
+		sb_reinit = false
+	   }
+	od
+}
+
+/* A full barrier on the drainer's CPU. */
+inline drainer_mb()
+{
+	d_step {
+		if
+		:: sb_reinit ->
+			done = false;
+			sb_reinit = false
+		:: else
+		fi
+	}
+}
+
+/*
+ * Sum exited[cpu] (entered[cpu]) over every possible CPU: one load of a
+ * CPU's counter per step, and the readers run in between.
+ */
+inline sum_exits()
+{
+	i = 0;
+	do
+	:: i < NR_CPUS ->
+		sum_exited = sum_exited + exited[i];
+		i++
+	:: else ->
+		break
+	od;
+	i = 0
+}
+
+inline sum_entrances()
+{
+	i = 0;
+	do
+	:: i < NR_CPUS ->
+		sum_entered = sum_entered + entered[i];
+		i++
+	:: else ->
+		break
+	od;
+	i = 0
+}
+
+active proctype unloader()
+{
+	byte i;
+	byte sum_exited;
+	byte sum_entered;
+
+	/*
+	 * 1. Close. The store of closing is visible at once: the barrier
+	 * below includes this CPU, and without it the locks that cdev_del()
+	 * takes flush it (and seeing closing early only helps readers).
+	 */
+	closing = true;
+#ifndef MUTANT_NO_CLOSE_BARRIER
+	/*
+	 * on_each_cpu(smp_mb, NULL, 1): an IPI runs a full barrier on every
+	 * CPU, between two instructions of whatever runs there, and the call
+	 * returns when all have run. Every pending entrance reaches memory:
+	 * a reader that loaded closing == false is counted from now on, and
+	 * one that loads closing after this sees it set.
+	 */
+	d_step {
+		i = 0;
+		do
+		:: i < NR_READERS ->
+			sb_flush(i);
+			i++
+		:: else ->
+			break
+		od;
+		i = 0
+	}
+#endif
+
+	/*
+	 * 2. Unpublish: device_destroy(), cdev_del(). No new lookups.
+	 *
+	 * 3. Wake every sleeper: readers wake up nondeterministically (and
+	 * fairly, in the liveness check), which covers this.
+	 */
+	published = false;
+
+	/* 4. Drain. */
+	do
+	:: /*
+	    * reinit_completion() is a plain store, done = 0, and loads may
+	    * pass it. Without a full barrier after it, a complete() that
+	    * lands before it leaves the store buffer is overwritten.
+	    */
+#ifdef MUTANT_NO_REINIT_BARRIER
+		sb_reinit = true;
+#else
+		done = false;	/* reinit_completion(); smp_mb(); */
+#endif
+
+#ifndef MUTANT_ENTRANCES_FIRST
+		/*
+		 * Exits first: an exit is visible only after its entrance
+		 * (store buffers drain in order), so every exit counted here
+		 * has its entrance counted below.
+		 */
+		sum_exits();
+		drainer_mb();
+		sum_entrances();
+#else
+		/*
+		 * Entrances first: an entrant missed here can back out and
+		 * have its exit counted below, standing in for a reader that
+		 * is still inside.
+		 */
+		sum_entrances();
+		drainer_mb();
+		sum_exits();
+#endif
+		if
+		:: sum_exited == sum_entered ->
+			break
+		:: else ->
+			sum_exited = 0;
+			sum_entered = 0
+		fi;
+
+		/*
+		 * wait_for_completion_timeout(): takes the completion's lock
+		 * (a full barrier), returns when done, consuming it, or when
+		 * the timeout fires. In the safety check the timeout may fire
+		 * at any time; the liveness check leaves it out, to show that
+		 * no complete() is lost.
+		 */
+		drainer_mb();
+		if
+		:: atomic {
+			done ->
+			done = false
+		   }
+#ifndef LIVENESS
+		:: true		/* timed out: log who is inside, retry */
+#endif
+		fi
+	od;
+	sum_exited = 0;
+	sum_entered = 0;
+
+#if defined(WITH_CDEV) && !defined(MUTANT_NO_CDEV_WAIT)
+	/*
+	 * 4, continued: wait for the cdev's release. Until the last file
+	 * drops its reference, cdev_get() through a cached i_cdev can bring
+	 * a new caller into open(), one the drain has not counted. Once none
+	 * is left, none can be taken (kobject_get_unless_zero()).
+	 */
+	cdev_refs == 0;
+#endif
+
+#ifndef MUTANT_NO_TAIL_WAIT
+	/*
+	 * 5. The tail: synchronize_rcu_tasks(). The grace period waits for
+	 * every task that is in module code and has not switched voluntarily
+	 * since: running, or preempted. A task asleep, even inside the gate,
+	 * is not waited for, nor after it wakes up.
+	 */
+	holdout = in_text;
+	holdout == 0;
+#endif
+
+	/* 6. Free the per-CPU counters, the gate, the module. */
+	freed = true
+}
+
+#ifdef LIVENESS
+ltl unload_finishes { <> freed }
+#endif

@@ -1,0 +1,220 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Unload races: rmmod while other processes are inside the driver, blocked
+# in it, or holding its files open in every way Linux allows. In each case
+# rmmod must return 0 (once the last file is closed), every call on a file
+# that outlived the unit must fail with ENODEV, and the kernel log must stay
+# free of KASAN, lockdep, BUG, WARNING and hung-task reports.
+set -uo pipefail
+. "$(dirname -- "$0")/lib.sh"
+
+# rmmod_bg: start rmmod in the background (as "rmmod").
+rmmod_bg() { bg_start rmmod rmmod $MODNAME; }
+
+# rmmod_done TIMEOUT: the background rmmod returned 0 and the module is gone.
+rmmod_done() {
+	bg_wait rmmod "$1" || { cat "$WORK/rmmod.out" | sed 's/^/#   /'; fail "rmmod failed"; }
+	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
+}
+
+# Rust-for-Linux issue #1182: `tail -f` on the device, then rmmod.
+test_tail_f() {
+	load
+	printf 'hello\n' >${DEV}0
+	bg_start tail tail -f ${DEV}0
+	# tail reads to the end before it prints: it is now blocked in read().
+	sleep 2
+	kill -0 "$(bg_pid tail)" || fail "tail -f exited early"
+	unload 60
+	wait_until 20 "tail -f to exit" sh -c "! kill -0 $(bg_pid tail) 2>/dev/null"
+	! bg_wait tail 1 || fail "tail -f exited with status 0"
+	expect_out tail 'No such device'
+}
+
+test_sleepers_woken() {
+	load capacity=16
+	bg_start reader "$SDTOOL" block-read ${DEV}0
+	bg_start writer "$SDTOOL" block-write ${DEV}1
+	bg_start epoll "$SDTOOL" epoll ${DEV}2
+	bg_start select python3 -c "
+import os, select, sys
+fd = os.open('${DEV}3', os.O_RDONLY | os.O_NONBLOCK)
+print('blocking', flush=True)
+r, w, x = select.select([fd], [], [])
+try:
+    os.read(fd, 1)
+except OSError as e:
+    print('select woke, read:', os.strerror(e.errno), flush=True)
+"
+	wait_out reader blocking 10
+	wait_out writer blocking 10
+	wait_out epoll blocking 10
+	wait_out select blocking 10
+	sleep 1
+	unload 60
+	bg_wait reader 10
+	bg_wait writer 10
+	bg_wait epoll 10
+	bg_wait select 10
+	expect_out reader '^read: ENODEV$'
+	expect_out reader '^read-again: ENODEV$'
+	expect_out writer '^write: ENODEV$'
+	expect_out epoll '^epoll:.* HUP ERR$'
+	expect_out select '^select woke, read: No such device$'
+}
+
+test_holder_named() {
+	local pid mark
+	load
+	bg_start hold "$SDTOOL" hold ${DEV}1
+	wait_out hold holding 10
+	pid=$(bg_pid hold)
+	mark=$(klog_mark)
+	rmmod_bg
+	# The drain reports every 5 s; give it a few rounds under TCG.
+	wait_until 30 "the log to name pid $pid" \
+		sh -c "dmesg | tail -n +$((mark + 1)) | grep -q 'safedetach1: held open by pid $pid (sdtool)'"
+	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while a file was open"
+	[ ! -e ${DEV}1 ] || fail "${DEV}1 still exists while unloading"
+	# Operations on the open file fail at once.
+	kill -USR1 "$pid"
+	wait_out hold '^read: ENODEV$' 10
+	kill -TERM "$pid"
+	bg_wait hold 10
+	rmmod_done 60
+	klog_since "$mark" | sed -n 's/^.*safedetach/# safedetach/p' | head -n 8
+}
+
+test_procfd_reopen() {
+	load
+	bg_start procfd "$SDTOOL" procfd ${DEV}0 120
+	wait_out procfd reopening 10
+	sleep 1
+	rmmod_bg
+	bg_wait procfd 60
+	expect_out procfd '^reopen: (ENODEV|ENXIO) after [0-9]+ reopens$'
+	rmmod_done 60
+}
+
+test_fork_dup() {
+	load
+	bg_start forked python3 -c "
+import os, signal, sys, time
+fd = os.open('${DEV}0', os.O_RDWR)
+fd2 = os.dup(fd)
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    print('child holding', flush=True)
+    while True:
+        try:
+            os.write(fd2, b'x')
+        except OSError as e:
+            print('child write:', os.strerror(e.errno), flush=True)
+            break
+        time.sleep(0.2)
+    try:
+        os.read(fd2, 1)
+    except OSError as e:
+        print('child read:', os.strerror(e.errno), flush=True)
+    os.close(fd2)
+    os._exit(0)
+os.close(fd)
+os.close(fd2)
+os.waitpid(pid, 0)
+print('parent done', flush=True)
+"
+	wait_out forked 'child holding' 10
+	sleep 1
+	rmmod_bg
+	bg_wait forked 60
+	expect_out forked '^child write: No such device$'
+	expect_out forked '^child read: No such device$'
+	rmmod_done 60
+}
+
+test_scm_rights() {
+	load
+	bg_start scm "$SDTOOL" scm ${DEV}2
+	wait_out scm received 10
+	sleep 1
+	rmmod_bg
+	bg_wait scm 60
+	expect_out scm '^read: ENODEV$'
+	rmmod_done 60
+}
+
+test_io_uring() {
+	load
+	bg_start uring "$SDTOOL" uring ${DEV}0
+	wait_out uring submitted 10
+	sleep 1
+	rmmod_bg
+	bg_wait uring 60
+	expect_out uring '^uring-read: ENODEV$'
+	rmmod_done 60
+}
+
+test_splice() {
+	load
+	printf 'data' >${DEV}0
+	"$SDTOOL" splice ${DEV}0 >"$WORK/splice.out"
+	# The driver has no ->splice_read: splice(2) fails with EINVAL.
+	expect_out splice '^splice: EINVAL$'
+	unload
+}
+
+test_concurrent_rmmod() {
+	local i ok=0
+	load
+	bg_start hold "$SDTOOL" hold ${DEV}0
+	wait_out hold holding 10
+	for i in 1 2 3 4; do
+		bg_start rmmod$i rmmod $MODNAME
+	done
+	sleep 3
+	kill -TERM "$(bg_pid hold)"
+	bg_wait hold 10
+	for i in 1 2 3 4; do
+		if bg_wait rmmod$i 60; then
+			ok=$((ok + 1))
+		else
+			log "rmmod$i: $(cat "$WORK/rmmod$i.out")"
+		fi
+	done
+	[ $ok -eq 1 ] || fail "$ok of 4 concurrent rmmods succeeded, expected 1"
+	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
+}
+
+test_unload_under_io() {
+	local i
+	load capacity=256
+	for i in 0 1 2 3; do
+		bg_start cat$i sh -c "cat ${DEV}$i >/dev/null"
+		bg_start dd$i dd if=/dev/zero of=${DEV}$i bs=64 conv=nocreat status=none
+	done
+	sleep 3
+	unload 60
+	for i in 0 1 2 3; do
+		bg_wait cat$i 20 || true
+		bg_wait dd$i 20 || true
+		expect_out cat$i 'No such device'
+		expect_out dd$i 'No such device'
+	done
+}
+
+require_module
+ktap_print_header
+ktap_set_plan 10
+run_case "tail -f then rmmod (Rust-for-Linux #1182)" test_tail_f
+run_case "blocked reader, writer, epoll and select waiters woken" test_sleepers_woken
+run_case "rmmod waits for an idle holder and names it" test_holder_named
+run_case "reopen through /proc/self/fd during unload" test_procfd_reopen
+run_case "fork-inherited and dup-ed descriptors" test_fork_dup
+run_case "descriptor passed with SCM_RIGHTS" test_scm_rights
+run_case "io_uring read in flight" test_io_uring
+run_case "splice from a unit into a pipe" test_splice
+run_case "four concurrent rmmods" test_concurrent_rmmod
+run_case "rmmod under cat and dd traffic" test_unload_under_io
+ktap_finished
