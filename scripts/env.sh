@@ -26,11 +26,21 @@ export PATH="$SAFEDETACH_CACHE/tools/bin:$SAFEDETACH_CACHE/venv/bin:$PATH"
 step() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# Which kernel: "debug" (KASAN, lockdep, ...: tests and the demo) or
+# "bench" (the same without the debugging options: benchmarks).
+SAFEDETACH_KERNEL=${SAFEDETACH_KERNEL:-debug}
+case $SAFEDETACH_KERNEL in
+debug) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config") ;;
+bench) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config"
+			 "$SAFEDETACH_TOP/scripts/kernel-bench.config") ;;
+*) echo "SAFEDETACH_KERNEL must be debug or bench, not '$SAFEDETACH_KERNEL'" >&2; exit 2 ;;
+esac
+
 # kernel_key: a hash of everything that affects the built kernel.
 kernel_key() {
 	{
 		dpkg-query -W -f='${Version}\n' "$KERNEL_SOURCE_PKG" 2>/dev/null || echo none
-		cat "$SAFEDETACH_TOP/scripts/kernel.config"
+		cat "${KERNEL_FRAGMENTS[@]}"
 		sed -n '/^# BEGIN kernel recipe/,/^# END kernel recipe/p' \
 			"$SAFEDETACH_TOP/scripts/setup.sh"
 		"clang$LLVM" --version 2>/dev/null | head -n1 || echo none

@@ -11,6 +11,9 @@
 #
 # Usage: scripts/setup.sh           set up and build
 #        scripts/setup.sh --kdir    print the kernel directory and exit
+#
+# SAFEDETACH_KERNEL=bench selects the benchmark kernel (kernel.config plus
+# kernel-bench.config: no KASAN, no lockdep); the default is the debug one.
 set -euo pipefail
 . "$(dirname -- "$0")/env.sh"
 
@@ -60,21 +63,29 @@ install_vng() {
 
 # BEGIN kernel recipe (part of the cache key)
 configure_kernel() {
-	local kdir=$1 frag=$SAFEDETACH_TOP/scripts/kernel.config line opt want got
-	step "kernel: make tinyconfig + scripts/kernel.config"
+	local kdir=$1 frag line opt
+	local -A want=()
+	shift
+	step "kernel: make tinyconfig + $(printf '%s ' "${@#"$SAFEDETACH_TOP/"}")"
 	kmake -C "$kdir" -s tinyconfig
-	"$kdir/scripts/kconfig/merge_config.sh" -m -O "$kdir" "$kdir/.config" "$frag" >/dev/null
+	"$kdir/scripts/kconfig/merge_config.sh" -m -O "$kdir" "$kdir/.config" "$@" >/dev/null
 	kmake -C "$kdir" -s olddefconfig
-	# Unmet dependencies are dropped silently: check every line survived.
-	while IFS= read -r line; do
-		case "$line" in
-		CONFIG_*=*) opt=${line%%=*}; want=$line ;;
-		"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}; want=$line ;;
-		*) continue ;;
-		esac
-		got=$(grep -E "^($opt=|# $opt is not set)" "$kdir/.config" || echo "# $opt is not set")
-		[ "$got" = "$want" ] || die "kernel config: wanted '$want', got '$got'"
-	done <"$frag"
+	# Unmet dependencies are dropped silently: check that every option of
+	# the fragments (the last one wins) survived.
+	for frag in "$@"; do
+		while IFS= read -r line; do
+			case "$line" in
+			CONFIG_*=*) opt=${line%%=*} ;;
+			"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *} ;;
+			*) continue ;;
+			esac
+			want[$opt]=$line
+		done <"$frag"
+	done
+	for opt in "${!want[@]}"; do
+		line=$(grep -E "^($opt=|# $opt is not set)" "$kdir/.config" || echo "# $opt is not set")
+		[ "$line" = "${want[$opt]}" ] || die "kernel config: wanted '${want[$opt]}', got '$line'"
+	done
 }
 
 build_kernel() {
@@ -99,7 +110,7 @@ setup_kernel() {
 	mv "$top/$KERNEL_SOURCE_PKG" "$kdir"
 	kmake -C "$kdir" -s rustavailable >/dev/null ||
 		die "the Rust toolchain is not usable for the kernel (make rustavailable)"
-	configure_kernel "$kdir"
+	configure_kernel "$kdir" "${KERNEL_FRAGMENTS[@]}"
 	build_kernel "$kdir"
 	touch "$top/.built"
 	step "kernel: built $kdir/arch/x86/boot/bzImage"

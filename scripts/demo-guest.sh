@@ -1,0 +1,74 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The demo, inside the VM (started by scripts/demo.sh): load safedetach, use
+# it, put real clients on it, and rmmod it under that load.
+set -uo pipefail
+cd -- "$(dirname -- "$0")/.."
+DEV=/dev/safedetach
+SDTOOL=tests/sdtool
+work=$(mktemp -d)
+
+say() { printf '\n=== %s\n' "$*"; }
+klog() { dmesg | grep -E 'safedetach' | sed 's/^/  kernel: /'; }
+
+say "guest: $(uname -r), $(nproc) CPUs"
+say "insmod safedetach.ko units=4 capacity=4096"
+insmod safedetach.ko units=4 capacity=4096 || exit 1
+ls -l ${DEV}*
+
+say "a FIFO per unit: write, then read back"
+echo "hello from the demo" >${DEV}0
+dd if=${DEV}0 bs=100 count=1 iflag=nonblock status=none
+$SDTOOL stats ${DEV}0
+
+say "starting clients: tail -f, cat, dd writer, a writer loop, an idle holder"
+echo "line for tail -f" >${DEV}0
+tail -f ${DEV}0 >"$work/tail" 2>&1 &
+tail_pid=$!
+cat ${DEV}1 >"$work/cat" 2>&1 &
+cat_pid=$!
+dd if=/dev/zero of=${DEV}2 bs=512 conv=nocreat status=none 2>"$work/dd" &
+dd_pid=$!
+# (conv=nocreat: once the node is gone, a plain `>` would create a file.)
+(while echo tick | dd of=${DEV}1 conv=nocreat status=none; do sleep 0.01; done) 2>"$work/loop" &
+loop_pid=$!
+# The holder keeps unit 3 open without using it, and closes it after 12 s.
+timeout -s TERM 12 $SDTOOL hold ${DEV}3 >"$work/hold" 2>&1 &
+hold_pid=$!
+sleep 2
+for d in 0 1 2 3; do $SDTOOL stats $DEV$d; done
+
+say "rmmod safedetach, under load"
+start=$(date +%s.%N)
+rmmod safedetach
+rc=$?
+end=$(date +%s.%N)
+echo "rmmod returned $rc after $(echo "$end - $start" | bc) s"
+
+wait $tail_pid; tail_rc=$?
+wait $cat_pid; cat_rc=$?
+wait $dd_pid; dd_rc=$?
+wait $loop_pid; loop_rc=$?
+wait $hold_pid
+say "what the clients saw"
+printf '  tail -f (exit %d): %s\n' $tail_rc "$(grep -v '^line for' "$work/tail" | tail -n1)"
+printf '  cat     (exit %d): %s\n' $cat_rc "$(tail -n1 "$work/cat")"
+printf '  dd      (exit %d): %s\n' $dd_rc "$(head -n1 "$work/dd")"
+printf '  writer  (exit %d): %s\n' $loop_rc "$(head -n1 "$work/loop")"
+printf '  holder: %s\n' "$(tr '\n' ' ' <"$work/hold")"
+[ -e ${DEV}0 ] && echo "  ${DEV}0 still exists!" || echo "  /dev/safedetach* are gone"
+[ -d /sys/module/safedetach ] && echo "  the module is still loaded!" || echo "  the module is gone"
+
+say "kernel log"
+klog
+if dmesg | grep -Eq 'BUG:|WARNING:|KASAN|Oops|INFO: task'; then
+	say "the kernel log has errors"
+	exit 1
+fi
+errors=0
+for f in tail cat dd loop; do
+	grep -q 'No such device' "$work/$f" || { echo "  $f did not see ENODEV"; errors=1; }
+done
+dmesg | grep -q 'held open by pid [0-9]* (sdtool)' || { echo "  the holder was not named"; errors=1; }
+[ $rc -eq 0 ] && [ $errors -eq 0 ]
