@@ -7,6 +7,8 @@
 #   make demo         set everything up, then show the module working and
 #                     unloading under load in a VM
 #   make check        set everything up, then run the test suite in a VM
+#   make check-teeth  prove the tests catch deliberately broken builds
+#   make bench        benchmarks in a VM (a kernel without KASAN/lockdep)
 #   make rust-analyzer   write rust-project.json for editors
 #
 # KDIR defaults to the debug kernel that scripts/setup.sh builds into
@@ -39,4 +41,10 @@ demo:
 check:
 	scripts/check.sh
 
-.PHONY: all modules clean rust-analyzer setup demo check
+check-teeth:
+	scripts/teeth.sh
+
+bench:
+	scripts/bench.sh
+
+.PHONY: all modules clean rust-analyzer setup demo check check-teeth bench

@@ -46,6 +46,7 @@ install_bindgen() {
 		step "bindgen: $BINDGEN_VERSION installed"
 		return
 	fi
+	command -v cargo >/dev/null || die "cargo not found (it builds bindgen-cli): install Rust with rustup"
 	step "bindgen: cargo install bindgen-cli $BINDGEN_VERSION (about 2 minutes)"
 	cargo install --quiet --locked bindgen-cli --version "$BINDGEN_VERSION" \
 		--root "$SAFEDETACH_CACHE/tools"
