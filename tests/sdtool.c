@@ -454,7 +454,9 @@ static int cmd_splice(const char *dev)
 
 /*
  * Mixed random operations on units for @secs seconds (or until SIGTERM).
- * Counts operations and errnos; only the documented errnos are allowed:
+ * Files whose unit is going (ENODEV) are closed at once, as a well-behaved
+ * client would. Counts operations and errnos; only the documented errnos
+ * are allowed:
  * ENODEV (unit closing), ENOENT (node gone), ENXIO (number unmapped),
  * EAGAIN (O_NONBLOCK).
  */
@@ -512,6 +514,11 @@ static int cmd_stress(int secs, unsigned int seed, int ndev, char **devs)
 		if (ret >= 0)
 			continue;
 		e = errno;
+		/* A well-behaved client closes a file whose unit is going. */
+		if (e == ENODEV && op != OPEN && op != CLOSE) {
+			close(fds[slot]);
+			fds[slot] = -1;
+		}
 		if (e == ENODEV)
 			errs[0]++;
 		else if (e == ENOENT)

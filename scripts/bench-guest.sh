@@ -1,0 +1,167 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The benchmarks, inside the VM (started by scripts/bench.sh, which builds
+# everything this uses under build/bench/). Writes the raw numbers, one
+# measurement a line, to OUTDIR/raw-guest.txt, and progress to stdout.
+#
+# Usage: scripts/bench-guest.sh OUTDIR
+#
+# Settings (environment, defaults in brackets):
+#   BENCH_MICRO_RUNS [7]       runs of each micro-benchmark
+#   BENCH_MICRO_MS [100]       length of one micro-benchmark run, ms
+#   BENCH_RW_RUNS [7]          alternating gate / no_gate runs
+#   BENCH_RW_SECS [1]          length of one read/write measurement, s
+#   BENCH_UNLOAD_RUNS [5]      runs of each unload measurement
+#   BENCH_UNLOAD_CLIENTS ["0 1 8 64"]
+#   BENCH_UNLOAD_WARMUP [2]    seconds the clients run before rmmod
+#
+# Phases:
+#   micro   insmod sdbench.ko: every primitive, 1 thread and all CPUs
+#   rw      safedetach.ko with and without the gate: write+read pairs
+#   unload  rmmod safedetach under 0, 1, 8, 64 busy clients (tests/sdtool
+#           stress), with the module's own drain/tail split
+set -euo pipefail
+cd -- "$(dirname -- "$0")/.."
+
+out=${1:?usage: bench-guest.sh OUTDIR}
+B=build/bench
+SDTOOL=tests/sdtool
+DEV=/dev/safedetach
+micro_runs=${BENCH_MICRO_RUNS:-7}
+micro_ms=${BENCH_MICRO_MS:-100}
+rw_runs=${BENCH_RW_RUNS:-7}
+rw_secs=${BENCH_RW_SECS:-1}
+unload_runs=${BENCH_UNLOAD_RUNS:-5}
+unload_clients=${BENCH_UNLOAD_CLIENTS:-0 1 8 64}
+unload_warmup=${BENCH_UNLOAD_WARMUP:-2}
+raw=$out/raw-guest.txt
+work=$(mktemp -d)
+: >"$raw"
+
+say() { printf '[guest %4ds] %s\n' "$SECONDS" "$*"; }
+record() { printf '%s\n' "$*" >>"$raw"; }
+# Kernel log lines since mark $1, without timestamps.
+klog_since() { dmesg | tail -n +"$(($1 + 1))" | sed 's/^\[[^]]*\] //'; }
+klog_mark() { dmesg | wc -l; }
+
+wait_for_dev() {
+	local i
+	for i in $(seq 100); do
+		[ -c "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "bench-guest: $1 did not appear" >&2
+	return 1
+}
+
+clients=()
+stop_clients() {
+	[ ${#clients[@]} -eq 0 ] && return 0
+	kill -TERM "${clients[@]}" 2>/dev/null || true
+	wait "${clients[@]}" 2>/dev/null || true
+	clients=()
+}
+cleanup() {
+	stop_clients
+	rmmod safedetach 2>/dev/null || true
+	rmmod sdbench 2>/dev/null || true
+	rm -rf -- "$work"
+}
+trap cleanup EXIT
+
+record "# guest: kernel $(uname -r), $(nproc) online CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | sort -u | head -n1)"
+record "# guest: $(awk '/MemTotal/ { printf "%d MiB memory", $2 / 1024 }' /proc/meminfo), preemption: $(uname -v | grep -o 'PREEMPT[A-Z_]*' | head -n1)"
+say "$(uname -r), $(nproc) vCPUs"
+
+# --- micro: cost of one enter+exit pair --------------------------------------
+say "micro: insmod sdbench.ko runs=$micro_runs duration_ms=$micro_ms" \
+	"(8 primitives x 2 thread counts x $micro_runs runs, about" \
+	"$((16 * micro_runs * micro_ms / 1000 + 2)) s)"
+mark=$(klog_mark)
+insmod $B/module/sdbench.ko runs="$micro_runs" duration_ms="$micro_ms"
+rmmod sdbench
+klog_since "$mark" >"$work/micro.log"
+grep -q '^sdbench: done$' "$work/micro.log" || {
+	cat "$work/micro.log" >&2
+	echo "bench-guest: sdbench did not finish" >&2
+	exit 1
+}
+sed -n 's/^sdbench: result /micro /p' "$work/micro.log" >>"$raw"
+sed -n 's/^sdbench: check /# micro check: /p' "$work/micro.log" >>"$raw"
+say "micro: $(grep -c '^micro ' "$raw") samples"
+
+# --- rw: small transfers with and without the gate --------------------------
+say "rw: $rw_runs alternating runs of gate / no_gate, sizes 1 and 64," \
+	"1 and 2 processes, ${rw_secs} s each (about $(awk "BEGIN { print int($rw_runs * (8 * $rw_secs * 1.3 + 3)) }") s)"
+for run in $(seq "$rw_runs"); do
+	# Alternate which variant goes first, so a drift in the host's speed
+	# does not favour one of them.
+	if [ $((run % 2)) -eq 1 ]; then order="gate nogate"; else order="nogate gate"; fi
+	for v in $order; do
+		insmod $B/$v/safedetach.ko units=2 capacity=4096
+		wait_for_dev ${DEV}0
+		wait_for_dev ${DEV}1
+		for size in 1 64; do
+			for procs in 1 2; do
+				devs=(${DEV}0)
+				[ "$procs" = 2 ] && devs+=(${DEV}1)
+				line=$($B/sdrw "$rw_secs" "$size" "${devs[@]}")
+				case $line in
+				*FAILED*) echo "bench-guest: $line" >&2; exit 1 ;;
+				esac
+				record "rw variant=$v run=$run ${line#sdrw: }"
+			done
+		done
+		rmmod safedetach
+	done
+	say "rw: run $run of $rw_runs done ($(grep "^rw variant=gate run=$run size=1 procs=1 " "$raw" | grep -o 'ns=[0-9.]*') vs" \
+		"$(grep "^rw variant=nogate run=$run size=1 procs=1 " "$raw" | grep -o 'ns=[0-9.]*') per 1-byte pair)"
+done
+
+# --- unload: rmmod under busy clients ----------------------------------------
+say "unload: $unload_runs runs of rmmod with $unload_clients busy clients"
+seed=1
+for run in $(seq "$unload_runs"); do
+	for n in $unload_clients; do
+		insmod $B/gate/safedetach.ko units=4 capacity=4096
+		for d in 0 1 2 3; do wait_for_dev $DEV$d; done
+		for i in $(seq "$n"); do
+			$SDTOOL stress 600 $((seed++)) ${DEV}0 ${DEV}1 ${DEV}2 ${DEV}3 \
+				>"$work/stress.$i" 2>&1 &
+			clients+=($!)
+		done
+		[ "$n" -eq 0 ] || sleep "$unload_warmup"
+		files=0
+		for d in 0 1 2 3; do
+			f=$($SDTOOL stats $DEV$d | grep -o 'open_files=[0-9]*')
+			files=$((files + ${f#open_files=} - 1))
+		done
+		mark=$(klog_mark)
+		us=$($B/sdunload safedetach)
+		us=${us##*us=}
+		stop_clients
+		line=$(klog_since "$mark" | grep -o 'unloaded: drain [0-9]* us, tail [0-9]* us' || true)
+		[ -n "$line" ] || { echo "bench-guest: no 'unloaded:' line in the kernel log" >&2; exit 1; }
+		read -r drain tail < <(echo "$line" | sed 's/unloaded: drain \([0-9]*\) us, tail \([0-9]*\) us/\1 \2/')
+		bad=0
+		for i in $(seq "$n"); do
+			grep -q 'undocumented=0$' "$work/stress.$i" || bad=$((bad + 1))
+		done
+		[ "$bad" -eq 0 ] || {
+			echo "bench-guest: $bad clients saw an undocumented errno:" >&2
+			cat "$work"/stress.* >&2
+			exit 1
+		}
+		record "unload clients=$n run=$run open_files=$files rmmod_us=$us drain_us=$drain tail_us=$tail"
+	done
+	say "unload: run $run of $unload_runs done ($(grep "^unload .* run=$run " "$raw" | sed 's/.*clients=\([0-9]*\).*rmmod_us=\([0-9]*\).*/\1:\2us/' | tr '\n' ' '))"
+done
+
+if dmesg | grep -Eq 'BUG:|WARNING:|Oops|INFO: task|soft lockup'; then
+	dmesg | grep -E -A5 'BUG:|WARNING:|Oops|INFO: task|soft lockup' >&2
+	echo "bench-guest: the kernel log has errors" >&2
+	exit 1
+fi
+record "# guest: kernel log clean (no BUG, WARNING, Oops, hung task, soft lockup)"
+say "done"

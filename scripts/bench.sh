@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make bench`: measure what the gate costs (Documentation/benchmarks.rst).
+#
+#   1. SAFEDETACH_KERNEL=bench scripts/setup.sh: the benchmark kernel (the
+#      test kernel without KASAN and lockdep), cached after the first build;
+#   2. build, under build/bench/: the micro-benchmark module sdbench.ko
+#      (bench/), safedetach.ko twice (as shipped, and with
+#      SAFEDETACH_VARIANT=no_gate), the programs of bench/ and tests/sdtool;
+#   3. on the host: count the instructions of the gate's fast path in both
+#      safedetach.ko and sdbench.ko (objdump), run tests/fastpath.sh, and
+#      run bench/sdnative.c, a userspace analog of the micro-benchmark that
+#      the host CPU runs natively (to see what TCG does to the ratios);
+#   4. in a 2-vCPU QEMU guest (TCG) running the benchmark kernel:
+#      scripts/bench-guest.sh (micro-benchmark, read/write, rmmod);
+#   5. scripts/bench-report.py: tables on stdout, and an SVG plot.
+#
+# Everything goes to out/bench-<time>/ (out/bench-latest links to it):
+# results.txt (the raw numbers), summary.txt (the printed tables),
+# benchmarks.svg, kernel.log. With --update-docs, results.txt,
+# summary.txt and benchmarks.svg are also copied to Documentation/bench/,
+# which Documentation/benchmarks.rst describes.
+#
+# Usage: scripts/bench.sh [--update-docs] [--quick]
+#   --quick   fewer and shorter runs (a smoke test of the whole pipeline;
+#             its numbers are not worth documenting)
+#
+# The guest's settings can be changed through the BENCH_* variables that
+# scripts/bench-guest.sh documents. Under TCG every instruction is
+# emulated: absolute times are not those of real hardware, only ratios and
+# instruction counts carry over.
+set -euo pipefail
+export SAFEDETACH_KERNEL=bench
+. "$(dirname -- "$0")/env.sh"
+cd "$SAFEDETACH_TOP"
+
+update_docs=0
+quick=0
+for arg; do
+	case $arg in
+	--update-docs) update_docs=1 ;;
+	--quick) quick=1 ;;
+	-h|--help) sed -n '/^# Usage:/,/^# The guest/{/^# The guest/d; s/^# \{0,1\}//; p}' "$0"; exit 0 ;;
+	*) die "unknown argument '$arg' (see --help)" ;;
+	esac
+done
+if [ $quick = 1 ]; then
+	export BENCH_MICRO_RUNS=${BENCH_MICRO_RUNS:-3} BENCH_MICRO_MS=${BENCH_MICRO_MS:-20}
+	export BENCH_RW_RUNS=${BENCH_RW_RUNS:-2} BENCH_RW_SECS=${BENCH_RW_SECS:-0.3}
+	export BENCH_UNLOAD_RUNS=${BENCH_UNLOAD_RUNS:-1} BENCH_UNLOAD_CLIENTS=${BENCH_UNLOAD_CLIENTS:-0 8}
+	export BENCH_UNLOAD_WARMUP=${BENCH_UNLOAD_WARMUP:-1}
+fi
+CPUS=2
+
+started=$SECONDS
+"$SAFEDETACH_TOP/scripts/setup.sh"
+kdir=$(kernel_dir)
+kconfig=$kdir/.config
+grep -q '^CONFIG_KASAN=y' "$kconfig" && die "$kdir is a KASAN kernel, not the benchmark kernel"
+
+B=build/bench
+mkdir -p $B
+
+# build_module DIR [MAKE-ARGS...]: build the module whose sources are in DIR.
+build_module() {
+	local dir=$1
+	shift
+	if ! kmake -C "$kdir" M="$SAFEDETACH_TOP/$dir" "$@" modules 2>&1 |
+		{ grep -Ev '^make\[|^make: (Entering|Leaving)|^$' || true; } | sed 's/^/    /'; then
+		die "building $dir failed"
+	fi
+}
+
+# copy_safedetach DIR: the sources of safedetach.ko, without build products.
+copy_safedetach() {
+	rm -rf "$1"
+	mkdir -p "$1/rust"
+	cp Kbuild "$1/"
+	cp rust/*.rs rust/*.c rust/*.h "$1/rust/"
+	cp -r include "$1/"
+}
+
+step "bench: building sdbench.ko (bench/) against $kdir"
+rm -rf $B/module
+mkdir -p $B/module
+cp bench/Kbuild bench/sdbench.c $B/module/
+build_module $B/module
+step "bench: building safedetach.ko as shipped ($B/gate)"
+copy_safedetach $B/gate
+build_module $B/gate
+step "bench: building safedetach.ko with SAFEDETACH_VARIANT=no_gate ($B/nogate)"
+copy_safedetach $B/nogate
+build_module $B/nogate SAFEDETACH_VARIANT=no_gate
+step "bench: building bench/sdrw.c, sdunload.c, sdnative.c and tests/sdtool"
+gcc -O2 -Wall -Wextra -Werror -o $B/sdrw bench/sdrw.c
+gcc -O2 -Wall -Wextra -Werror -o $B/sdunload bench/sdunload.c
+gcc -O2 -Wall -Wextra -Werror -pthread -o $B/sdnative bench/sdnative.c
+make -s -C tests
+
+out=out/bench-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out"
+ln -sfn "$(basename "$out")" out/bench-latest
+results=$out/results.txt
+
+# --- static: the gate's fast path in both modules ----------------------------
+objdump=$(command -v llvm-objdump-19 || command -v objdump)
+# fast_path KO NAME FUNCTION-REGEX: one "static" line per per-CPU increment
+# in the matching functions, with the instructions from it to the next
+# conditional branch (the test of `closing`), the window tests/fastpath.sh
+# checks.
+fast_path() {
+	"$objdump" -d --no-show-raw-insn "$1" | awk -v ko="$2" -v want="$3" '
+		/^[0-9a-f]+ <.*>:$/ { fn = $2; gsub(/[<>:]/, "", fn); next }
+		{
+			sub(/^ *[0-9a-f]+:[ \t]*/, "")
+			gsub(/[ \t]+/, " ")
+			if ($0 == "") next
+			if (open) {
+				win = win "; " $0; n++
+				if ($0 ~ /^j[a-z]+ / && $0 !~ /^jmp/ || $0 ~ /^ret/ || n > 24) {
+					printf "static ko=%s fn=%s insns=%d window=%s\n", ko, fn, n, win
+					open = 0
+				}
+			}
+			if (fn ~ want && $0 ~ /^incq %gs:\(%[a-z0-9]+\)$/) {
+				open = 1; n = 1; win = $0
+			}
+		}'
+}
+step "bench: counting the gate's instructions in safedetach.ko and sdbench.ko (objdump)"
+{
+	printf '# bench: scripts/bench.sh, %s\n' "$(date -Is)"
+	printf '# source: %s\n' "$(git describe --always --dirty 2>/dev/null || echo unknown)"
+	printf '# host: %s, %s CPUs, %s\n' \
+		"$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | sort -u | head -n1)" \
+		"$(nproc)" "$(uname -sr)"
+	printf '# vm: %s, TCG (-accel tcg,thread=multi), %s vCPUs, 2G, virtme-ng %s\n' \
+		"$(qemu-system-x86_64 --version | head -n1)" "$CPUS" "$VNG_VERSION"
+	printf '# kernel: %s (%s), %s, rustc %s\n' \
+		"$(make -s -C "$kdir" kernelversion 2>/dev/null)" "SAFEDETACH_KERNEL=bench" \
+		"$(grep -Eo '^CONFIG_PREEMPT(_RCU|_VOLUNTARY|_NONE)?=y' "$kconfig" | tr '\n' ' ' | sed 's/ $//')" \
+		"$("$RUSTC" --version | cut -d' ' -f2)"
+	printf '# settings: micro %s runs x %s ms; rw %s runs x %s s; unload %s runs, clients %s\n' \
+		"${BENCH_MICRO_RUNS:-7}" "${BENCH_MICRO_MS:-100}" "${BENCH_RW_RUNS:-7}" \
+		"${BENCH_RW_SECS:-1}" "${BENCH_UNLOAD_RUNS:-5}" "${BENCH_UNLOAD_CLIENTS:-0 1 8 64}"
+	# safedetach's gate is inlined into its file operations (rust/fops.rs).
+	fast_path $B/gate/safedetach.ko safedetach 4fops
+	fast_path $B/module/sdbench.ko sdbench '^loop_gate$'
+} >"$results"
+grep -q '^static ko=safedetach ' "$results" || die "no gate increment found in $B/gate/safedetach.ko"
+grep -q '^static ko=sdbench ' "$results" || die "no gate increment found in $B/module/sdbench.ko"
+
+step "bench: tests/fastpath.sh $B/gate/safedetach.ko"
+KTAP_HELPERS=$kdir/tools/testing/selftests/kselftest/ktap_helpers.sh \
+	tests/fastpath.sh $B/gate/safedetach.ko >"$out/fastpath.txt" 2>&1 || true
+sed 's/^/    /' "$out/fastpath.txt"
+grep -E '^(not )?ok [0-9]' "$out/fastpath.txt" | sed 's/^/# fastpath: /' >>"$results"
+
+# --- native: the same loops on the host CPU, without TCG --------------------
+native_runs=${BENCH_MICRO_RUNS:-7}
+native_ms=${BENCH_MICRO_MS:-100}
+step "bench: host-native analog of the gate (bench/sdnative.c, $native_runs runs x 6 x $native_ms ms)"
+$B/sdnative "$native_runs" "$native_ms" >>"$results"
+
+# --- the guest ------------------------------------------------------------
+step "bench: running scripts/bench-guest.sh in a $CPUS-vCPU TCG guest (about 4 minutes)"
+echo "NOTE: the guest is emulated by QEMU TCG: absolute times are not those of real"
+echo "      hardware; only ratios between primitives and instruction counts carry over."
+genv=()
+for v in BENCH_MICRO_RUNS BENCH_MICRO_MS BENCH_RW_RUNS BENCH_RW_SECS \
+	BENCH_UNLOAD_RUNS BENCH_UNLOAD_CLIENTS BENCH_UNLOAD_WARMUP; do
+	[ -z "${!v:-}" ] || genv+=("$v=${!v}")
+done
+rc=0
+scripts/vm-run.sh --timeout 900 --cpus $CPUS --memory 2G --rwdir "$out" \
+	--log "$out/kernel.log" -- env "${genv[@]}" scripts/bench-guest.sh "$out" || rc=$?
+[ $rc -eq 0 ] || die "the benchmark failed in the guest (status $rc): see $out/kernel.log"
+cat "$out/raw-guest.txt" >>"$results"
+rm -f "$out/raw-guest.txt"
+
+# --- report ---------------------------------------------------------------
+step "bench: tables and plot"
+echo
+echo "Numbers are TCG-emulated (QEMU without KVM, $CPUS vCPUs): only ratios and"
+echo "instruction counts are meaningful. Raw numbers: $results"
+echo
+python3 scripts/bench-report.py "$results" --svg "$out/benchmarks.svg" | tee "$out/summary.txt"
+if [ $update_docs = 1 ]; then
+	mkdir -p Documentation/bench
+	cp "$out/results.txt" "$out/summary.txt" "$out/benchmarks.svg" Documentation/bench/
+	step "bench: updated Documentation/bench/ (results.txt, summary.txt, benchmarks.svg)"
+fi
+step "bench: done in $((SECONDS - started)) s; results in $out"
