@@ -10,7 +10,7 @@ SDTOOL=tests/sdtool
 work=$(mktemp -d)
 
 say() { printf '\n=== %s\n' "$*"; }
-klog() { dmesg | grep -E 'safedetach' | sed 's/^/  kernel: /'; }
+klog() { dmesg | grep -E '^\[ *[0-9.]+\] safedetach' | sed 's/^/  kernel: /'; }
 
 say "guest: $(uname -r), $(nproc) CPUs"
 say "insmod safedetach.ko units=4 capacity=4096"
@@ -31,7 +31,7 @@ cat_pid=$!
 dd if=/dev/zero of=${DEV}2 bs=512 conv=nocreat status=none 2>"$work/dd" &
 dd_pid=$!
 # (conv=nocreat: once the node is gone, a plain `>` would create a file.)
-(while echo tick | dd of=${DEV}1 conv=nocreat status=none; do sleep 0.01; done) 2>"$work/loop" &
+(while echo tick | dd of=${DEV}1 conv=nocreat status=none; do sleep 0.01; done; exit 1) 2>"$work/loop" &
 loop_pid=$!
 # The holder keeps unit 3 open without using it, and closes it after 12 s.
 timeout -s TERM 12 $SDTOOL hold ${DEV}3 >"$work/hold" 2>&1 &
@@ -52,10 +52,10 @@ wait $dd_pid; dd_rc=$?
 wait $loop_pid; loop_rc=$?
 wait $hold_pid
 say "what the clients saw"
-printf '  tail -f (exit %d): %s\n' $tail_rc "$(grep -v '^line for' "$work/tail" | tail -n1)"
+printf '  tail -f (exit %d): %s\n' $tail_rc "$(grep -v '^line for' "$work/tail" | paste -sd ' ')"
 printf '  cat     (exit %d): %s\n' $cat_rc "$(tail -n1 "$work/cat")"
 printf '  dd      (exit %d): %s\n' $dd_rc "$(head -n1 "$work/dd")"
-printf '  writer  (exit %d): %s\n' $loop_rc "$(head -n1 "$work/loop")"
+printf '  writer  (exit %d): %s\n' $loop_rc "$(paste -sd ' ' "$work/loop")"
 printf '  holder: %s\n' "$(tr '\n' ' ' <"$work/hold")"
 [ -e ${DEV}0 ] && echo "  ${DEV}0 still exists!" || echo "  /dev/safedetach* are gone"
 [ -d /sys/module/safedetach ] && echo "  the module is still loaded!" || echo "  the module is gone"
@@ -67,8 +67,11 @@ if dmesg | grep -Eq 'BUG:|WARNING:|KASAN|Oops|INFO: task'; then
 	exit 1
 fi
 errors=0
-for f in tail cat dd loop; do
+for f in tail cat dd; do
 	grep -q 'No such device' "$work/$f" || { echo "  $f did not see ENODEV"; errors=1; }
 done
+# The writer loop reopens the node for every line: it sees ENODEV if a
+# write was in flight, otherwise ENOENT once the node is gone.
+grep -Eq 'No such (device|file)' "$work/loop" || { echo "  the writer loop did not stop"; errors=1; }
 dmesg | grep -q 'held open by pid [0-9]* (sdtool)' || { echo "  the holder was not named"; errors=1; }
 [ $rc -eq 0 ] && [ $errors -eq 0 ]
