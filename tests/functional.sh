@@ -7,6 +7,13 @@
 set -uo pipefail
 . "$(dirname -- "$0")/lib.sh"
 
+test_smp_guest() {
+	local n
+	n=$(nproc)
+	log "nproc: $n, online: $(cat /sys/devices/system/cpu/online)"
+	[ "$n" -ge 2 ] || fail "the guest has $n CPU(s): the races need at least 2"
+}
+
 test_load_unload() {
 	load
 	is_loaded || fail "not in /sys/module"
@@ -208,7 +215,8 @@ test_unload_idle() {
 
 require_module
 ktap_print_header
-ktap_set_plan 15
+ktap_set_plan 16
+run_case "the guest has at least 2 CPUs" test_smp_guest
 run_case "load and unload" test_load_unload
 run_case "device nodes appear and disappear" test_nodes
 run_case "valid parameters" test_valid_params
