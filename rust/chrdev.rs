@@ -273,11 +273,17 @@ impl Cdev {
         devt: bindings::dev_t,
         anchor: &CdevAnchor,
     ) -> Result<Self> {
-        // SAFETY: `fops` is 'static; `anchor.kobj()` is an initialised
-        // kobject (its type invariant), which `cdev_add` references.
-        let ptr = unsafe { ffi::safedetach_cdev_alloc(&fops.0, anchor.kobj()) };
+        // SAFETY: FFI call without preconditions.
+        let ptr = unsafe { ffi::safedetach_cdev_alloc() };
         if ptr.is_null() {
             return Err(ENOMEM);
+        }
+        // SAFETY: `ptr` is a fresh cdev, not yet visible to anyone; `fops`
+        // is 'static; `anchor.kobj()` is an initialised kobject (its type
+        // invariant), which `cdev_add` takes a reference to.
+        unsafe {
+            ffi::safedetach_cdev_set_ops(ptr, &fops.0);
+            ffi::safedetach_cdev_set_parent(ptr, anchor.kobj());
         }
         // SAFETY: `ptr` is a fresh cdev from `cdev_alloc`.
         if let Err(e) = to_result(unsafe { ffi::safedetach_cdev_add(ptr, devt) }) {

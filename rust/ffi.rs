@@ -38,10 +38,9 @@ extern "C" {
     pub(crate) fn safedetach_init_completion(x: *mut bindings::completion);
     pub(crate) fn safedetach_reinit_completion(x: *mut bindings::completion);
 
-    pub(crate) fn safedetach_cdev_alloc(
-        fops: *const bindings::file_operations,
-        parent: *mut bindings::kobject,
-    ) -> *mut Cdev;
+    pub(crate) fn safedetach_cdev_alloc() -> *mut Cdev;
+    pub(crate) fn safedetach_cdev_set_ops(cdev: *mut Cdev, fops: *const bindings::file_operations);
+    pub(crate) fn safedetach_cdev_set_parent(cdev: *mut Cdev, parent: *mut bindings::kobject);
     pub(crate) fn safedetach_cdev_add(cdev: *mut Cdev, dev: bindings::dev_t) -> c_int;
     pub(crate) fn safedetach_cdev_del(cdev: *mut Cdev);
     pub(crate) fn safedetach_cdev_put(cdev: *mut Cdev);

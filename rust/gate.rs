@@ -267,6 +267,11 @@ impl<T> Gate<T> {
             pr_err!("{}: drain called on an open gate\n", self.name.to_str().unwrap_or("?"));
             self.close();
         }
+        // Once closed and drained, the counts can no longer change: a second
+        // drain must not move the tail's starting point.
+        if self.book.lock().drained.is_some() {
+            return;
+        }
         let mut rounds = 0u32;
         loop {
             self.drained.reinit();

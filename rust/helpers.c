@@ -80,16 +80,19 @@ void safedetach_reinit_completion(struct completion *x)
 	reinit_completion(x);
 }
 
-struct cdev *safedetach_cdev_alloc(const struct file_operations *fops,
-				   struct kobject *parent)
+struct cdev *safedetach_cdev_alloc(void)
 {
-	struct cdev *cdev = cdev_alloc();
+	return cdev_alloc();
+}
 
-	if (cdev) {
-		cdev->ops = fops;
-		cdev_set_parent(cdev, parent);
-	}
-	return cdev;
+void safedetach_cdev_set_ops(struct cdev *cdev, const struct file_operations *fops)
+{
+	cdev->ops = fops;
+}
+
+void safedetach_cdev_set_parent(struct cdev *cdev, struct kobject *parent)
+{
+	cdev_set_parent(cdev, parent);
 }
 
 int safedetach_cdev_add(struct cdev *cdev, dev_t dev)

@@ -27,8 +27,9 @@ unsigned int safedetach_nr_cpu_ids(void);
 void safedetach_on_each_cpu(smp_call_func_t func, void *info);
 void safedetach_init_completion(struct completion *x);
 void safedetach_reinit_completion(struct completion *x);
-struct cdev *safedetach_cdev_alloc(const struct file_operations *fops,
-				   struct kobject *parent);
+struct cdev *safedetach_cdev_alloc(void);
+void safedetach_cdev_set_ops(struct cdev *cdev, const struct file_operations *fops);
+void safedetach_cdev_set_parent(struct cdev *cdev, struct kobject *parent);
 int safedetach_cdev_add(struct cdev *cdev, dev_t dev);
 void safedetach_cdev_del(struct cdev *cdev);
 void safedetach_cdev_put(struct cdev *cdev);

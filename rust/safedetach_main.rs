@@ -111,7 +111,9 @@ impl Unit {
 /// drop); if a slot is dropped on its own (module init failed half way), its
 /// drop runs every phase for this unit alone.
 struct Slot {
-    published: Option<(Cdev, DeviceNode)>,
+    /// The `/dev` node and the cdev; dropped in that order (tuple fields
+    /// drop first to last): the node goes, then the number is unmapped.
+    published: Option<(DeviceNode, Cdev)>,
     unit: Pin<KBox<Unit>>,
 }
 
@@ -192,7 +194,7 @@ impl kernel::Module for SafeDetach {
             // dropped before `class` (declared earlier here, and the field
             // before `class` in `SafeDetach`).
             let node = unsafe { class.create_node(region.devt(i), &name) }?;
-            slots.push(Slot { published: Some((cdev, node)), unit }, GFP_KERNEL)?;
+            slots.push(Slot { published: Some((node, cdev)), unit }, GFP_KERNEL)?;
         }
         if let Some(name) = variant::NAME {
             pr_info!("this is the deliberately broken test variant '{}'\n", name);

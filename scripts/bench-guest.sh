@@ -121,6 +121,7 @@ done
 
 # --- unload: rmmod under busy clients ----------------------------------------
 say "unload: $unload_runs runs of rmmod with $unload_clients busy clients"
+record "# guest: unload: safedetach.ko units=4, clients are 'tests/sdtool stress' on all 4 units, started ${unload_warmup} s before delete_module()"
 seed=1
 for run in $(seq "$unload_runs"); do
 	for n in $unload_clients; do

@@ -99,6 +99,8 @@ def unload_stats(unload):
         n = int(r["clients"])
         for field in ("rmmod_us", "drain_us", "tail_us"):
             out[n][field[:-3]].append(int(r[field]) / 1000)
+        # Whatever delete_module() spent outside module_exit's own timing.
+        out[n]["rest"].append((int(r["rmmod_us"]) - int(r["drain_us"]) - int(r["tail_us"])) / 1000)
         out[n]["open_files"].append(int(r["open_files"]))
     return {n: {f: summary(v) for f, v in d.items()} for n, d in out.items()}
 
@@ -133,18 +135,23 @@ def all_threads(micro):
 
 
 def static_summary(static):
-    """{ko: (sites, sorted instruction counts, shapes)}."""
+    """{ko: (sites, {count: sites}, loads, most common window)}."""
     by_ko = defaultdict(list)
     for r in static:
         by_ko[r["ko"]].append(r)
     out = {}
     for ko, recs in by_ko.items():
-        counts = sorted(int(r["insns"]) for r in recs)
-        shapes = defaultdict(int)
+        counts = defaultdict(int)
+        windows = defaultdict(int)
         for r in recs:
-            mnemonics = [i.split()[0] for i in r["window"].split("; ") if i.strip()]
-            shapes[" ".join(mnemonics)] += 1
-        out[ko] = (len(recs), counts, dict(shapes))
+            counts[int(r["insns"])] += 1
+            # Without branch targets and registers' offsets, for grouping.
+            insns = [i.split(" <")[0] for i in r["window"].split("; ")]
+            insns[-1] = insns[-1].split()[0] if insns[-1].startswith("j") else insns[-1]
+            windows["; ".join(insns)] += 1
+        loads = sum(int(r.get("load", 0)) for r in recs)
+        common = max(windows.items(), key=lambda kv: kv[1])[0]
+        out[ko] = (len(recs), dict(counts), loads, common)
     return out
 
 
@@ -152,7 +159,7 @@ def tables(comments, static, micro, native, rw, unload):
     out = []
     goals = []
     setup = [c for c in comments
-             if c.split(":", 1)[0] in ("source", "host", "vm", "kernel", "guest", "settings")]
+             if c.split(":", 1)[0] in ("source", "host", "vm", "kernel", "guest", "settings", "load")]
     if setup:
         out.append("Setup::\n")
         out.extend("    " + c for c in setup)
@@ -160,15 +167,22 @@ def tables(comments, static, micro, native, rw, unload):
     if static:
         st = static_summary(static)
         rows = []
-        for ko, (sites, counts, shapes) in sorted(st.items()):
-            shape_txt = ", ".join(f"{s} (x{n})" for s, n in sorted(shapes.items(), key=lambda x: -x[1]))
-            rows.append([ko, str(sites), f"{counts[0]}" if counts[0] == counts[-1]
-                         else f"{counts[0]}-{counts[-1]} (median {statistics.median(counts):g})",
-                         shape_txt])
-        out.append("Instructions from a per-CPU increment to the branch on ``closing``"
+        for ko, (sites, counts, loads, common) in sorted(st.items()):
+            hist = ", ".join(f"{c} (x{n})" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+            rows.append([ko, str(sites), hist, f"{loads} of {sites}", common])
+        out.append("Instructions from a per-CPU increment of the gate to the branch on ``closing``"
                    " (objdump of the built modules)\n")
-        out.append(rst_table(["module", "sites", "instructions", "mnemonics"], rows))
+        out.append(rst_table(["module", "sites", "instructions (sites)",
+                              "pointer load before", "most common window"], rows))
         out.append("")
+        if "safedetach" in st and "sdbench" in st:
+            sd, sb = st["safedetach"], st["sdbench"]
+            mode_sd = max(sd[1].items(), key=lambda kv: kv[1])[0]
+            mode_sb = max(sb[1].items(), key=lambda kv: kv[1])[0]
+            same = mode_sd == mode_sb and sd[2] == sd[0] and sb[2] == sb[0]
+            out.append(f"sdbench's gate mirrors safedetach's: {'yes' if same else 'NO'}"
+                       f" (typical window {mode_sb} vs {mode_sd} instructions, each after a load"
+                       " of the counter's per-CPU pointer)\n")
         fastpath = [c[len("fastpath:"):].strip() for c in comments if c.startswith("fastpath:")]
         if fastpath:
             out.append("tests/fastpath.sh on the same safedetach.ko::\n")
@@ -243,10 +257,11 @@ def tables(comments, static, micro, native, rw, unload):
         for n in sorted(us):
             d = us[n]
             rows.append([str(n), f"{d['open_files'][0]:g}", mmm(d["rmmod"]), mmm(d["drain"]),
-                         mmm(d["tail"])])
+                         mmm(d["tail"]), mmm(d["rest"])])
         runs = next(iter(us.values()))["rmmod"][3]
         out.append(f"rmmod under busy clients, ms, median (min-max) of {runs} runs\n")
-        out.append(rst_table(["clients", "open files", "delete_module()", "drain", "tail"], rows))
+        out.append(rst_table(["clients", "open files", "delete_module()", "drain", "tail",
+                              "rest"], rows))
         out.append("")
         top = max(us)
         d = us[top]
@@ -266,7 +281,7 @@ def tables(comments, static, micro, native, rw, unload):
 W = 960
 FONT = "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\""
 COLORS = {"one": "#4c72b0", "all": "#dd8452", "gate": "#55a868", "nogate": "#8172b2",
-          "drain": "#c44e52", "tail": "#937860", "rmmod": "#222222"}
+          "drain": "#c44e52", "tail": "#937860", "rest": "#c8c8c8"}
 
 
 class Svg:
@@ -413,12 +428,12 @@ def plot(comments, micro, rw, unload):
 
     if unload:
         us = unload_stats(unload)
-        svg.text(20, y, "3. rmmod with busy clients, ms: module_exit's drain + tail (medians);"
-                 " black tick: delete_module() returned", size=14, weight="bold")
+        svg.text(20, y, "3. rmmod with busy clients, ms (medians): drain + tail as module_exit logs"
+                 " them, then the rest of delete_module()", size=14, weight="bold")
         y += 12
         svg.legend(x0, y + 12, [("drain (close, wake, wait for clients)", COLORS["drain"]),
                                 ("tail (synchronize_rcu_tasks)", COLORS["tail"]),
-                                ("delete_module() returned", COLORS["rmmod"])])
+                                ("rest of delete_module()", COLORS["rest"])])
         y += 24
         row_h = 26
         ns = sorted(us)
@@ -433,8 +448,10 @@ def plot(comments, micro, rw, unload):
             dr, tl = d["drain"][0], d["tail"][0]
             svg.rect(x0, ry + 5, X(dr) - x0, 16, COLORS["drain"], f"drain {fmt(dr)} ms")
             svg.rect(X(dr), ry + 5, X(dr + tl) - X(dr), 16, COLORS["tail"], f"tail {fmt(tl)} ms")
-            xr = X(d["rmmod"][0])
-            svg.line(xr, ry + 1, xr, ry + 25, stroke=COLORS["rmmod"], width=3)
+            total = d["rmmod"][0]
+            svg.rect(X(dr + tl), ry + 5, X(max(total, dr + tl)) - X(dr + tl), 16, COLORS["rest"],
+                     f"rest of delete_module() {fmt(total - dr - tl)} ms")
+            svg.text(X(max(total, dr + tl)) + 6, ry + 17, f"{fmt(total)} ms", size=10, fill="#555")
         y = bot + 50
 
     H = y

@@ -107,26 +107,49 @@ results=$out/results.txt
 objdump=$(command -v llvm-objdump-19 || command -v objdump)
 # fast_path KO NAME FUNCTION-REGEX: one "static" line per per-CPU increment
 # in the matching functions, with the instructions from it to the next
-# conditional branch (the test of `closing`), the window tests/fastpath.sh
-# checks.
+# conditional branch (the test of `closing`): the window tests/fastpath.sh
+# checks, except that an unconditional `jmp` is followed to its target (the
+# compiler sometimes merges the test of two paths into one block). load=1
+# if the instruction before the increment loads its per-CPU pointer.
 fast_path() {
 	"$objdump" -d --no-show-raw-insn "$1" | awk -v ko="$2" -v want="$3" '
-		/^[0-9a-f]+ <.*>:$/ { fn = $2; gsub(/[<>:]/, "", fn); next }
-		{
-			sub(/^ *[0-9a-f]+:[ \t]*/, "")
-			gsub(/[ \t]+/, " ")
-			if ($0 == "") next
-			if (open) {
-				win = win "; " $0; n++
-				if ($0 ~ /^j[a-z]+ / && $0 !~ /^jmp/ || $0 ~ /^ret/ || n > 24) {
-					printf "static ko=%s fn=%s insns=%d window=%s\n", ko, fn, n, win
-					open = 0
+		function flush(   i, a, n, win, t, reg, load) {
+			for (i = 1; i <= nsites; i++) {
+				a = site[i]; n = 0; win = ""
+				# Is the per-CPU pointer loaded right before? (It is
+				# in both modules: the asm!/barrier() forces a reload.)
+				reg = insn[a]; sub(/^incq %gs:\(/, "", reg); sub(/\)$/, "", reg)
+				load = (prev_of[a] in insn) && index(insn[prev_of[a]], "mov") == 1 &&
+					substr(insn[prev_of[a]], length(insn[prev_of[a]]) - length(reg) + 1) == reg
+				while (a != "" && n < 24) {
+					win = win (n ? "; " : "") insn[a]; n++
+					if (insn[a] ~ /^j[a-z]+ / && insn[a] !~ /^jmp /) break
+					if (insn[a] ~ /^ret/) break
+					if (insn[a] ~ /^jmp /) {
+						t = insn[a]; sub(/^jmp (0x)?/, "", t); sub(/ .*/, "", t)
+						a = (t in insn) ? t : ""
+					} else
+						a = next_of[a]
 				}
+				printf "static ko=%s fn=%s insns=%d load=%d window=%s\n", ko, fn, n, load, win
 			}
-			if (fn ~ want && $0 ~ /^incq %gs:\(%[a-z0-9]+\)$/) {
-				open = 1; n = 1; win = $0
-			}
-		}'
+			nsites = 0; prev = ""
+			split("", insn); split("", next_of); split("", prev_of)
+		}
+		/^[0-9a-f]+ <.*>:$/ { flush(); fn = $2; gsub(/[<>:]/, "", fn); next }
+		/^ *[0-9a-f]+:/ {
+			addr = $1; sub(/:$/, "", addr)
+			line = $0
+			sub(/^ *[0-9a-f]+:[ \t]*/, "", line)
+			sub(/[ \t]*#.*$/, "", line)
+			gsub(/[ \t]+/, " ", line)
+			if (line == "") next
+			insn[addr] = line
+			if (prev != "") { next_of[prev] = addr; prev_of[addr] = prev }
+			prev = addr
+			if (fn ~ want && line ~ /^incq %gs:\(%[a-z0-9]+\)$/) site[++nsites] = addr
+		}
+		END { flush() }'
 }
 step "bench: counting the gate's instructions in safedetach.ko and sdbench.ko (objdump)"
 {
@@ -141,6 +164,8 @@ step "bench: counting the gate's instructions in safedetach.ko and sdbench.ko (o
 		"$(make -s -C "$kdir" kernelversion 2>/dev/null)" "SAFEDETACH_KERNEL=bench" \
 		"$(grep -Eo '^CONFIG_PREEMPT(_RCU|_VOLUNTARY|_NONE)?=y' "$kconfig" | tr '\n' ' ' | sed 's/ $//')" \
 		"$("$RUSTC" --version | cut -d' ' -f2)"
+	printf '# load: loadavg %s before the run; other QEMU processes running: %s\n' \
+		"$(cut -d' ' -f1-3 /proc/loadavg)" "$(pgrep -c qemu-system || true)"
 	printf '# settings: micro %s runs x %s ms; rw %s runs x %s s; unload %s runs, clients %s\n' \
 		"${BENCH_MICRO_RUNS:-7}" "${BENCH_MICRO_MS:-100}" "${BENCH_RW_RUNS:-7}" \
 		"${BENCH_RW_SECS:-1}" "${BENCH_UNLOAD_RUNS:-5}" "${BENCH_UNLOAD_CLIENTS:-0 1 8 64}"
@@ -177,6 +202,7 @@ scripts/vm-run.sh --timeout 900 --cpus $CPUS --memory 2G --rwdir "$out" \
 	--log "$out/kernel.log" -- env "${genv[@]}" scripts/bench-guest.sh "$out" || rc=$?
 [ $rc -eq 0 ] || die "the benchmark failed in the guest (status $rc): see $out/kernel.log"
 cat "$out/raw-guest.txt" >>"$results"
+printf '# load: loadavg %s after the run\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 rm -f "$out/raw-guest.txt"
 
 # --- report ---------------------------------------------------------------
