@@ -37,12 +37,13 @@ for v in "${VARIANTS[@]}"; do
 	# shellcheck disable=SC2086
 	scripts/vm-run.sh --timeout 1500 --log "$out/$v-kernel.log" -- \
 		env KTAP_HELPERS="$ktap" SAFEDETACH_KO="$SAFEDETACH_TOP/build/$v/safedetach.ko" \
-		STRESS_SECONDS=2 tests/run_tests.sh ${TESTS[$v]} >"$out/$v.ktap" 2>&1 || rc=$?
+		STRESS_SECONDS=2 UNLOAD_TIMEOUT=20 tests/run_tests.sh ${TESTS[$v]} >"$out/$v.ktap" 2>&1 || rc=$?
 	caught=$(grep -E '^not ok' "$out/$v.ktap" | sed -E 's/^not ok [0-9]+ //' | paste -sd ';' || true)
 	case $rc in
 	124) why="the run timed out${caught:+; failed: $caught}" ;;
 	125) why="the guest crashed${caught:+ after: $caught}" ;;
-	*) why=${caught:+failed: $caught} ;;
+	0) why=${caught:+failed: $caught} ;;
+	*) why="the tests exited with status $rc${caught:+; failed: $caught}" ;;
 	esac
 	if grep -Eq 'BUG: KASAN|Oops|general protection fault|BUG: unable to handle' "$out/$v-kernel.log"; then
 		why="$why; kernel log: $(grep -Eo 'BUG: KASAN: [a-z-]+|Oops|general protection fault|BUG: unable to handle [a-z ]+' "$out/$v-kernel.log" | head -n1)"

@@ -17,7 +17,7 @@ test_stress_ng() {
 		--timeout 20 --metrics-brief
 	sleep 8
 	kill -0 "$(bg_pid sng)" || { sed 's/^/#   /' "$WORK/sng.out"; fail "stress-ng ended early"; }
-	unload 60
+	unload
 	bg_wait sng 60 || true
 	grep -E "dev|passed|failed|skipped" "$WORK/sng.out" | head -n 6 | sed 's/^/# stress-ng: /'
 	grep -q "successful run completed" "$WORK/sng.out" ||
@@ -41,7 +41,7 @@ test_dd_unload() {
 	bg_start wr dd if=/dev/zero of=${DEV}1 bs=100 conv=nocreat status=none
 	bg_start rd dd if=${DEV}1 of=/dev/null bs=100 status=none
 	sleep 3
-	unload 60
+	unload
 	! bg_wait wr 20 || fail "dd writer exited 0"
 	! bg_wait rd 20 || fail "dd reader exited 0"
 	expect_out wr 'No such device'
@@ -79,7 +79,7 @@ print('closed:', sorted(set(errors.values())), len(errors), flush=True)
 "
 	wait_out py 'got ping' 20
 	sleep 1
-	unload 60
+	unload
 	bg_wait py 30
 	expect_out py "^closed: \['No such device'\] 4$"
 }

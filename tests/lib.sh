@@ -8,6 +8,7 @@
 #   SAFEDETACH_KO   the module to test (default: ../safedetach.ko)
 #   KTAP_HELPERS    the kernel's tools/testing/selftests/kselftest/ktap_helpers.sh
 #   SDTOOL          the sdtool binary (default: the one built next to this file)
+#   UNLOAD_TIMEOUT  seconds rmmod may take once nothing holds the module (60)
 
 TESTS_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 SAFEDETACH_KO=${SAFEDETACH_KO:-$TESTS_DIR/../safedetach.ko}
@@ -61,10 +62,14 @@ load() {
 	wait_until 10 "${DEV}0" test -c "${DEV}0"
 }
 
-# unload [TIMEOUT]: rmmod, which must return 0 within TIMEOUT s (default 60),
-# then wait for the module to vanish.
+# How long rmmod may take when nothing holds the module (make check-teeth
+# lowers it: a broken variant that hangs rmmod need not waste a minute).
+UNLOAD_TIMEOUT=${UNLOAD_TIMEOUT:-60}
+
+# unload [TIMEOUT]: rmmod, which must return 0 within TIMEOUT s (default
+# UNLOAD_TIMEOUT), then wait for the module to vanish.
 unload() {
-	local timeout=${1:-60} rc=0
+	local timeout=${1:-$UNLOAD_TIMEOUT} rc=0
 	timeout "$timeout" rmmod $MODNAME || rc=$?
 	[ $rc -ne 124 ] || fail "rmmod did not return within ${timeout}s" || return 1
 	[ $rc -eq 0 ] || fail "rmmod exited with $rc" || return 1

@@ -12,9 +12,10 @@ set -uo pipefail
 # rmmod_bg: start rmmod in the background (as "rmmod").
 rmmod_bg() { bg_start rmmod rmmod $MODNAME; }
 
-# rmmod_done TIMEOUT: the background rmmod returned 0 and the module is gone.
+# rmmod_done: the background rmmod returned 0 within UNLOAD_TIMEOUT and the
+# module is gone.
 rmmod_done() {
-	bg_wait rmmod "$1" || { cat "$WORK/rmmod.out" | sed 's/^/#   /'; fail "rmmod failed"; }
+	bg_wait rmmod "$UNLOAD_TIMEOUT" || { cat "$WORK/rmmod.out" | sed 's/^/#   /'; fail "rmmod failed"; }
 	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
 }
 
@@ -26,7 +27,7 @@ test_tail_f() {
 	# tail reads to the end before it prints: it is now blocked in read().
 	sleep 2
 	kill -0 "$(bg_pid tail)" || fail "tail -f exited early"
-	unload 60
+	unload
 	wait_until 20 "tail -f to exit" sh -c "! kill -0 $(bg_pid tail) 2>/dev/null"
 	! bg_wait tail 1 || fail "tail -f exited with status 0"
 	expect_out tail 'No such device'
@@ -52,7 +53,7 @@ except OSError as e:
 	wait_out epoll blocking 10
 	wait_out select blocking 10
 	sleep 1
-	unload 60
+	unload
 	bg_wait reader 10
 	bg_wait writer 10
 	bg_wait epoll 10
@@ -82,7 +83,7 @@ test_holder_named() {
 	wait_out hold '^read: ENODEV$' 10
 	kill -TERM "$pid"
 	bg_wait hold 10
-	rmmod_done 60
+	rmmod_done
 	klog_since "$mark" | sed -n 's/^.*safedetach/# safedetach/p' | head -n 8
 }
 
@@ -94,7 +95,7 @@ test_procfd_reopen() {
 	rmmod_bg
 	bg_wait procfd 60
 	expect_out procfd '^reopen: (ENODEV|ENXIO) after [0-9]+ reopens$'
-	rmmod_done 60
+	rmmod_done
 }
 
 test_fork_dup() {
@@ -131,7 +132,7 @@ print('parent done', flush=True)
 	bg_wait forked 60
 	expect_out forked '^child write: No such device$'
 	expect_out forked '^child read: No such device$'
-	rmmod_done 60
+	rmmod_done
 }
 
 test_scm_rights() {
@@ -142,7 +143,7 @@ test_scm_rights() {
 	rmmod_bg
 	bg_wait scm 60
 	expect_out scm '^read: ENODEV$'
-	rmmod_done 60
+	rmmod_done
 }
 
 test_io_uring() {
@@ -153,7 +154,7 @@ test_io_uring() {
 	rmmod_bg
 	bg_wait uring 60
 	expect_out uring '^uring-read: ENODEV$'
-	rmmod_done 60
+	rmmod_done
 }
 
 test_splice() {
@@ -195,7 +196,7 @@ test_unload_under_io() {
 		bg_start dd$i dd if=/dev/zero of=${DEV}$i bs=64 conv=nocreat status=none
 	done
 	sleep 3
-	unload 60
+	unload
 	for i in 0 1 2 3; do
 		bg_wait cat$i 20 || true
 		bg_wait dd$i 20 || true
