@@ -67,12 +67,24 @@ load() {
 UNLOAD_TIMEOUT=${UNLOAD_TIMEOUT:-60}
 
 # unload [TIMEOUT]: rmmod, which must return 0 within TIMEOUT s (default
-# UNLOAD_TIMEOUT), then wait for the module to vanish.
+# UNLOAD_TIMEOUT), then wait for the module to vanish. A module exit that
+# waits cannot be interrupted (rmmod sleeps uninterruptibly in the kernel,
+# and `timeout rmmod` would wait for ever), so rmmod runs in the background
+# and is left running if it times out: cleanup() then frees it.
 unload() {
-	local timeout=${1:-$UNLOAD_TIMEOUT} rc=0
-	timeout "$timeout" rmmod $MODNAME || rc=$?
-	[ $rc -ne 124 ] || fail "rmmod did not return within ${timeout}s" || return 1
-	[ $rc -eq 0 ] || fail "rmmod exited with $rc" || return 1
+	local timeout=${1:-$UNLOAD_TIMEOUT} pid deadline rc=0
+	rmmod $MODNAME >"$WORK/unload.out" 2>&1 &
+	pid=$!
+	deadline=$((SECONDS + timeout))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ]; then
+			fail "rmmod did not return within ${timeout}s"
+			return 1
+		fi
+		sleep 0.1
+	done
+	wait "$pid" || rc=$?
+	[ $rc -eq 0 ] || fail "rmmod exited with $rc: $(cat "$WORK/unload.out")" || return 1
 	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
 }
 
@@ -139,11 +151,20 @@ cleanup() {
 		kill -KILL -- "-$(cat "$f")" "$(cat "$f")" 2>/dev/null || true
 		rm -f "$f"
 	done
-	wait 2>/dev/null || true
-	if is_loaded; then
-		timeout 60 rmmod $MODNAME 2>/dev/null || true
-	fi
+	ensure_unloaded
 	rm -f "$WORK"/*.out
+}
+
+# ensure_unloaded: unload the module if it is loaded, waiting up to 2 min.
+ensure_unloaded() {
+	is_loaded || return 0
+	# An rmmod a case started may still be waiting; start one if not.
+	pgrep -x rmmod >/dev/null || { rmmod $MODNAME >/dev/null 2>&1 & }
+	for _ in $(seq 600); do
+		is_loaded || return 0
+		sleep 0.2
+	done
+	log "cleanup: $MODNAME is still loaded"
 }
 
 # run_case DESCRIPTION FUNCTION [ARGS...]: run one test case.
@@ -178,9 +199,7 @@ require_module() {
 		ktap_skip_all "build the module and sdtool first ($SAFEDETACH_KO, $SDTOOL)"
 		exit "$KSFT_SKIP"
 	fi
-	if is_loaded; then
-		timeout 60 rmmod $MODNAME || true
-	fi
+	ensure_unloaded
 }
 
 WORK=$(mktemp -d /tmp/safedetach-test.XXXXXX)
