@@ -321,6 +321,39 @@ static int cmd_hold(const char *dev)
 	return 0;
 }
 
+/*
+ * Holds a unit open for @secs seconds and keeps calling read() on it with
+ * random pauses of up to 1 ms: once the unit is closing, each call enters
+ * the gate and backs out with ENODEV while this file keeps the gate busy.
+ * Just before it closes the file it prints whether the module is still
+ * loaded, which it must be while the file is open.
+ */
+static int cmd_hammer(const char *dev, int secs)
+{
+	struct timespec pause = { 0 };
+	unsigned int seed = getpid();
+	time_t end = time(NULL) + secs;
+	long calls = 0, enodev = 0;
+	int fd = open_or_die(dev, O_RDONLY | O_NONBLOCK);
+	char c;
+
+	printf("holding\n");
+	fflush(stdout);
+	while (time(NULL) < end) {
+		if (read(fd, &c, 1) < 0 && errno == ENODEV)
+			enodev++;
+		calls++;
+		pause.tv_nsec = (rand_r(&seed) % 1000) * 1000;
+		nanosleep(&pause, NULL);
+	}
+	printf("closing, module %s\n",
+	       access("/sys/module/safedetach", F_OK) ? "gone" : "loaded");
+	fflush(stdout);
+	close(fd);
+	printf("hammer: %ld calls, %ld ENODEV\n", calls, enodev);
+	return 0;
+}
+
 /* A blocked read interrupted by a signal. */
 static int cmd_signal(const char *dev)
 {
@@ -642,7 +675,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: sdtool stats|badinput|block-read|block-write|epoll|poll|hold|signal|"
 		"scm|uring|splice DEV\n"
-		"       sdtool procfd DEV SECS\n"
+		"       sdtool procfd|hammer DEV SECS\n"
 		"       sdtool stress SECS SEED DEV...\n"
 		"       sdtool seq DEV WRITERS READERS COUNT\n");
 	exit(2);
@@ -677,6 +710,8 @@ int main(int argc, char **argv)
 		if (!strcmp(cmd, "splice"))
 			return cmd_splice(argv[2]);
 	}
+	if (argc == 4 && !strcmp(cmd, "hammer"))
+		return cmd_hammer(argv[2], atoi(argv[3]));
 	if (argc == 4 && !strcmp(cmd, "procfd"))
 		return cmd_procfd(argv[2], atoi(argv[3]));
 	if (argc >= 5 && !strcmp(cmd, "stress"))

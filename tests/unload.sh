@@ -87,6 +87,23 @@ test_holder_named() {
 	klog_since "$mark" | sed -n 's/^.*safedetach/# safedetach/p' | head -n 8
 }
 
+# While a file holds the gate, calls on it keep entering and backing out:
+# the drain must not mistake those exits for the holder's (an exit counted
+# without its entrance is what summing entrances first would allow).
+test_hammered_holder() {
+	load
+	bg_start hammer "$SDTOOL" hammer ${DEV}0 8
+	wait_out hammer holding 10
+	sleep 1
+	rmmod_bg
+	wait_out hammer closing 30
+	expect_out hammer '^closing, module loaded$'
+	bg_wait hammer 20
+	expect_out hammer 'hammer: [0-9]+ calls, [1-9][0-9]* ENODEV'
+	log "$(grep hammer: "$WORK/hammer.out")"
+	rmmod_done
+}
+
 test_procfd_reopen() {
 	load
 	bg_start procfd "$SDTOOL" procfd ${DEV}0 120
@@ -207,10 +224,11 @@ test_unload_under_io() {
 
 require_module
 ktap_print_header
-ktap_set_plan 10
+ktap_set_plan 11
 run_case "tail -f then rmmod (Rust-for-Linux #1182)" test_tail_f
 run_case "blocked reader, writer, epoll and select waiters woken" test_sleepers_woken
 run_case "rmmod waits for an idle holder and names it" test_holder_named
+run_case "calls on a held file during unload" test_hammered_holder
 run_case "reopen through /proc/self/fd during unload" test_procfd_reopen
 run_case "fork-inherited and dup-ed descriptors" test_fork_dup
 run_case "descriptor passed with SCM_RIGHTS" test_scm_rights
