@@ -145,6 +145,15 @@ for run in $(seq "$unload_runs"); do
 		line=$(klog_since "$mark" | grep -o 'unloaded: drain [0-9]* us, tail [0-9]* us' || true)
 		[ -n "$line" ] || { echo "bench-guest: no 'unloaded:' line in the kernel log" >&2; exit 1; }
 		read -r drain tail < <(echo "$line" | sed 's/unloaded: drain \([0-9]*\) us, tail \([0-9]*\) us/\1 \2/')
+		# From the kernel log's timestamps: delete_module() before the
+		# module's exit function started, and after it logged its end.
+		read -r pre post < <(dmesg | tail -n +"$((mark + 1))" | awk '
+			function t() { s = $0; sub(/^\[ */, "", s); sub(/\].*/, "", s); return s * 1e6 }
+			/sdunload: calling delete_module/ { call = t() }
+			/safedetach: unloading:/ { start = t() }
+			/safedetach: unloaded:/ { end = t() }
+			/sdunload: delete_module returned/ { ret = t() }
+			END { printf "%d %d\n", start - call, ret - end }')
 		bad=0
 		for i in $(seq "$n"); do
 			grep -q 'undocumented=0$' "$work/stress.$i" || bad=$((bad + 1))
@@ -154,7 +163,7 @@ for run in $(seq "$unload_runs"); do
 			cat "$work"/stress.* >&2
 			exit 1
 		}
-		record "unload clients=$n run=$run open_files=$files rmmod_us=$us drain_us=$drain tail_us=$tail"
+		record "unload clients=$n run=$run open_files=$files rmmod_us=$us drain_us=$drain tail_us=$tail pre_us=$pre post_us=$post"
 	done
 	say "unload: run $run of $unload_runs done ($(grep "^unload .* run=$run " "$raw" | sed 's/.*clients=\([0-9]*\).*rmmod_us=\([0-9]*\).*/\1:\2us/' | tr '\n' ' '))"
 done

@@ -20,7 +20,8 @@
 # results.txt (the raw numbers), summary.txt (the printed tables),
 # benchmarks.svg, kernel.log. With --update-docs, results.txt,
 # summary.txt and benchmarks.svg are also copied to Documentation/bench/,
-# which Documentation/benchmarks.rst describes.
+# and the tables in Documentation/benchmarks.rst are replaced with the ones
+# printed (the prose around them is not: reread it).
 #
 # Usage: scripts/bench.sh [--update-docs] [--quick]
 #   --quick   fewer and shorter runs (a smoke test of the whole pipeline;
@@ -197,13 +198,23 @@ for v in BENCH_MICRO_RUNS BENCH_MICRO_MS BENCH_RW_RUNS BENCH_RW_SECS \
 	BENCH_UNLOAD_RUNS BENCH_UNLOAD_CLIENTS BENCH_UNLOAD_WARMUP; do
 	[ -z "${!v:-}" ] || genv+=("$v=${!v}")
 done
+# Other VMs on the host take CPU time from the guest's vCPUs: sample how
+# many QEMU processes run besides ours, every 2 s, to say so in the results.
+(while sleep 2; do pgrep -c qemu-system || true; done) >"$out/qemu-count.txt" &
+sampler=$!
+trap 'kill $sampler 2>/dev/null || true' EXIT
 rc=0
 scripts/vm-run.sh --timeout 900 --cpus $CPUS --memory 2G --rwdir "$out" \
 	--log "$out/kernel.log" -- env "${genv[@]}" scripts/bench-guest.sh "$out" || rc=$?
 [ $rc -eq 0 ] || die "the benchmark failed in the guest (status $rc): see $out/kernel.log"
+kill $sampler 2>/dev/null || true
 cat "$out/raw-guest.txt" >>"$results"
-printf '# load: loadavg %s after the run\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
-rm -f "$out/raw-guest.txt"
+printf '# load: loadavg %s after the run; other QEMU processes during it: %s\n' \
+	"$(cut -d' ' -f1-3 /proc/loadavg)" \
+	"$(awk '{ n = $1 - 1; if (n > 0) busy++; if (n > max) max = n }
+		END { printf "at most %d, in %d of %d samples every 2 s", max, busy, NR }' "$out/qemu-count.txt")" \
+	>>"$results"
+rm -f "$out/raw-guest.txt" "$out/qemu-count.txt"
 
 # --- report ---------------------------------------------------------------
 step "bench: tables and plot"
@@ -215,6 +226,8 @@ python3 scripts/bench-report.py "$results" --svg "$out/benchmarks.svg" | tee "$o
 if [ $update_docs = 1 ]; then
 	mkdir -p Documentation/bench
 	cp "$out/results.txt" "$out/summary.txt" "$out/benchmarks.svg" Documentation/bench/
-	step "bench: updated Documentation/bench/ (results.txt, summary.txt, benchmarks.svg)"
+	python3 scripts/bench-report.py "$out/results.txt" --splice Documentation/benchmarks.rst >/dev/null
+	step "bench: updated Documentation/bench/ (results.txt, summary.txt, benchmarks.svg)" \
+		"and the tables in Documentation/benchmarks.rst"
 fi
 step "bench: done in $((SECONDS - started)) s; results in $out"
