@@ -8,11 +8,7 @@ set -euo pipefail
 . "$(dirname -- "$0")/env.sh"
 cd "$SAFEDETACH_TOP"
 
-"$SAFEDETACH_TOP/scripts/setup.sh"
-step "module: building safedetach.ko"
-make -s modules 2>&1 | { grep -Ev '^make\[|^$' || true; }
-step "tests: building tests/sdtool"
-make -s -C tests
+build_for_vm
 
 mkdir -p out
 log=out/demo-kernel.log

@@ -51,3 +51,13 @@ kernel_key() {
 
 # kernel_dir: where the kernel for the current inputs is (or will be) built.
 kernel_dir() { echo "$SAFEDETACH_CACHE/kernel-$(kernel_key)/linux"; }
+
+# build_for_vm: set everything up, then build safedetach.ko and tests/sdtool
+# (what `make demo` and `make check` need before they boot the VM).
+build_for_vm() {
+	"$SAFEDETACH_TOP/scripts/setup.sh"
+	step "module: building safedetach.ko"
+	make -s -C "$SAFEDETACH_TOP" modules 2>&1 | { grep -Ev '^make\[|^$' || true; }
+	step "tests: building tests/sdtool"
+	make -s -C "$SAFEDETACH_TOP/tests"
+}

@@ -70,21 +70,14 @@ UNLOAD_TIMEOUT=${UNLOAD_TIMEOUT:-60}
 # UNLOAD_TIMEOUT), then wait for the module to vanish. A module exit that
 # waits cannot be interrupted (rmmod sleeps uninterruptibly in the kernel,
 # and `timeout rmmod` would wait for ever), so rmmod runs in the background
-# and is left running if it times out: cleanup() then frees it.
+# and is left running if it times out: cleanup() then frees it. (bg_start
+# and bg_wait are defined below; they are looked up when unload runs.)
 unload() {
-	local timeout=${1:-$UNLOAD_TIMEOUT} pid deadline rc=0
-	rmmod $MODNAME >"$WORK/unload.out" 2>&1 &
-	pid=$!
-	deadline=$((SECONDS + timeout))
-	while kill -0 "$pid" 2>/dev/null; do
-		if [ $SECONDS -ge $deadline ]; then
-			fail "rmmod did not return within ${timeout}s"
-			return 1
-		fi
-		sleep 0.1
-	done
-	wait "$pid" || rc=$?
-	[ $rc -eq 0 ] || fail "rmmod exited with $rc: $(cat "$WORK/unload.out")" || return 1
+	local timeout=${1:-$UNLOAD_TIMEOUT}
+	bg_start unload rmmod $MODNAME
+	bg_wait unload "$timeout" ||
+		fail "rmmod did not return 0 within ${timeout}s: $(cat "$WORK/unload.out")" ||
+		return 1
 	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
 }
 
