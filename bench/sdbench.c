@@ -173,6 +173,25 @@ static noinline void loop_gate(unsigned long chunks)
 	}
 }
 
+/*
+ * The gate without its branches: the same increments and loads of
+ * `closing`, whose values are kept but not tested. Not a usable gate; it
+ * shows how much of the gate's cost is its two branches, which a real CPU
+ * predicts and QEMU TCG does not (every branch ends a translation block).
+ */
+DEFINE_LOOP(loads, ({
+	bool c;
+
+	this_cpu_inc(*st.gate.entered);
+	barrier();
+	c = READ_ONCE(st.gate.closing);
+	OPTIMIZER_HIDE_VAR(c);
+	this_cpu_inc(*st.gate.exited);
+	barrier();
+	c = READ_ONCE(st.gate.closing);
+	OPTIMIZER_HIDE_VAR(c);
+}))
+
 /* One shared counter: what kernfs active refs and debugfs use. */
 DEFINE_LOOP(atomic, ({
 	atomic_long_inc(&st.atomic);
@@ -212,6 +231,7 @@ static const struct prim {
 } prims[] = {
 	{ "floor", loop_floor },
 	{ "gate", loop_gate },
+	{ "loads", loop_loads },
 	{ "atomic", loop_atomic },
 	{ "refcount", loop_refcount },
 	{ "percpu_ref", loop_percpu_ref },

@@ -19,8 +19,9 @@
 # Phases:
 #   micro   insmod sdbench.ko: every primitive, 1 thread and all CPUs
 #   rw      safedetach.ko with and without the gate: write+read pairs
-#   unload  rmmod safedetach under 0, 1, 8, 64 busy clients (tests/sdtool
-#           stress), with the module's own drain/tail split
+#   unload  unload safedetach (bench/sdunload: delete_module(), timed)
+#           under 0, 1, 8, 64 busy clients (tests/sdtool stress), with the
+#           module's own drain/tail split and the kernel log's timestamps
 set -euo pipefail
 cd -- "$(dirname -- "$0")/.."
 
@@ -76,8 +77,8 @@ say "$(uname -r), $(nproc) vCPUs"
 
 # --- micro: cost of one enter+exit pair --------------------------------------
 say "micro: insmod sdbench.ko runs=$micro_runs duration_ms=$micro_ms" \
-	"(8 primitives x 2 thread counts x $micro_runs runs, about" \
-	"$((16 * micro_runs * micro_ms / 1000 + 2)) s)"
+	"(9 loops x 2 thread counts x $micro_runs runs, about" \
+	"$((18 * micro_runs * micro_ms / 1000 + 2)) s)"
 mark=$(klog_mark)
 insmod $B/module/sdbench.ko runs="$micro_runs" duration_ms="$micro_ms"
 rmmod sdbench
