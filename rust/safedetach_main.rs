@@ -162,7 +162,7 @@ impl Drop for Slot {
 /// the class, and the class before the device numbers.
 struct SafeDetach {
     slots: KVec<Slot>,
-    class: Class,
+    _class: Class,
     _region: Region,
 }
 
@@ -192,7 +192,7 @@ impl kernel::Module for SafeDetach {
             let name = CString::try_from_fmt(fmt!("safedetach{}", i))?;
             // SAFETY: The node is stored in a slot of `slots`, which is
             // dropped before `class` (declared earlier here, and the field
-            // before `class` in `SafeDetach`).
+            // before `_class` in `SafeDetach`).
             let node = unsafe { class.create_node(region.devt(i), &name) }?;
             slots.push(Slot { published: Some((node, cdev)), unit }, GFP_KERNEL)?;
         }
@@ -200,7 +200,7 @@ impl kernel::Module for SafeDetach {
             pr_info!("this is the deliberately broken test variant '{}'\n", name);
         }
         pr_info!("loaded: {} units of {} bytes\n", units, capacity);
-        Ok(SafeDetach { slots, class, _region: region })
+        Ok(SafeDetach { slots, _class: class, _region: region })
     }
 }
 
@@ -237,7 +237,6 @@ impl Drop for SafeDetach {
             (drained - start) / 1000,
             (done - drained) / 1000
         );
-        let _ = &self.class;
         // 6. Free: the fields drop, units first, then class and region.
     }
 }
