@@ -38,7 +38,7 @@ install_packages() {
 	[ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}): run as root or install them"
 	step "packages: installing ${missing[*]}"
 	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 }
 
 install_bindgen() {
