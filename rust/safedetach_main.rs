@@ -147,8 +147,10 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // No-ops after `SafeDetach::drop`; the tail is waited for by the
-        // gate's own drop (the last field of `unit`).
+        // After `SafeDetach::drop` these are cheap: close, drain and the
+        // cdev wait return at once, and waking finds nobody. Here only for a
+        // slot dropped on its own; the tail is then waited for by the gate's
+        // own drop (the last field of `unit`).
         self.close();
         self.unpublish();
         self.wake();
