@@ -7,9 +7,13 @@
 #   make demo         set everything up, then show the module working and
 #                     unloading under load in a VM
 #   make check        set everything up, then run the test suite in a VM
+#                     (VM_CPUS=N: the guest's vCPUs, default 2; TESTS="a.sh
+#                     b.sh": only those scripts of tests/)
 #   make check-teeth  prove the tests catch deliberately broken builds
 #   make bench        benchmarks in a VM (a kernel without KASAN/lockdep)
 #   make rust-analyzer   write rust-project.json for editors
+#   make rustfmt      format rust/ with the kernel's .rustfmt.toml
+#   make rustfmtcheck    check that rust/ is formatted
 #
 # KDIR defaults to the debug kernel that scripts/setup.sh builds into
 # ~/.cache/safedetach; point it at any other Rust-enabled 6.12 tree to build
@@ -19,6 +23,13 @@ KDIR ?= $(shell scripts/setup.sh --kdir)
 LLVM ?= -19
 RUSTC ?= /usr/bin/rustc
 KMAKE = $(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM) RUSTC=$(RUSTC)
+
+# The pinned bindgen-cli that scripts/setup.sh installs (the kernel's
+# rust-analyzer and Rust targets need it), and rustup's rustfmt.
+SAFEDETACH_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/safedetach
+export PATH := $(SAFEDETACH_CACHE)/tools/bin:$(HOME)/.cargo/bin:$(PATH)
+RUSTFMT ?= rustfmt
+RUSTFMT_FLAGS = --edition 2021 --config-path $(KDIR)/.rustfmt.toml
 
 all: modules
 
@@ -32,19 +43,30 @@ clean:
 rust-analyzer:
 	$(KMAKE) rust-analyzer
 
+# Format the Rust sources with the kernel's .rustfmt.toml (rustfmt follows
+# the crate root's `mod` items), or only check that they are formatted.
+rustfmt:
+	$(RUSTFMT) $(RUSTFMT_FLAGS) rust/safedetach_main.rs
+
+rustfmtcheck:
+	$(RUSTFMT) $(RUSTFMT_FLAGS) --check rust/safedetach_main.rs
+
 setup:
 	scripts/setup.sh
 
 demo:
 	scripts/demo.sh
 
+VM_CPUS ?= 2
+TESTS ?=
+
 check:
-	scripts/check.sh
+	VM_CPUS=$(VM_CPUS) scripts/check.sh $(TESTS)
 
 check-teeth:
-	scripts/teeth.sh
+	scripts/teeth.sh $(VARIANTS)
 
 bench:
 	scripts/bench.sh
 
-.PHONY: all modules clean rust-analyzer setup demo check check-teeth bench
+.PHONY: all modules clean rust-analyzer rustfmt rustfmtcheck setup demo check check-teeth bench

@@ -53,7 +53,9 @@ pub(crate) struct Tail {
 impl Tail {
     /// Records that everything that must be waited for happened before now.
     pub(crate) fn now() -> Self {
-        Self { first_after: TAIL_STARTED.load(Ordering::SeqCst) + 1 }
+        Self {
+            first_after: TAIL_STARTED.load(Ordering::SeqCst) + 1,
+        }
     }
 
     /// Waits for a full RCU Tasks grace period (`synchronize_rcu_tasks()`).

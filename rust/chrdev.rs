@@ -45,7 +45,9 @@ impl Region {
         let mut base: bindings::dev_t = 0;
         // SAFETY: `base` is valid for writing; `name` is a NUL-terminated
         // string that outlives the region ('static).
-        to_result(unsafe { bindings::alloc_chrdev_region(&mut base, 0, count, name.as_char_ptr()) })?;
+        to_result(unsafe {
+            bindings::alloc_chrdev_region(&mut base, 0, count, name.as_char_ptr())
+        })?;
         // INVARIANT: the range was just allocated.
         Ok(Self { base, count })
     }
@@ -81,7 +83,8 @@ impl Class {
     /// Creates the class `name`.
     pub(crate) fn new(name: &'static CStr) -> Result<Self> {
         // SAFETY: `name` is NUL-terminated and outlives the class.
-        let ptr = kernel::error::from_err_ptr(unsafe { bindings::class_create(name.as_char_ptr()) })?;
+        let ptr =
+            kernel::error::from_err_ptr(unsafe { bindings::class_create(name.as_char_ptr()) })?;
         // INVARIANT: `class_create` succeeded.
         Ok(Self { ptr })
     }
@@ -91,13 +94,20 @@ impl Class {
     /// # Safety
     ///
     /// The class must outlive the returned node.
-    pub(crate) unsafe fn create_node(&self, devt: bindings::dev_t, name: &CStr) -> Result<DeviceNode> {
+    pub(crate) unsafe fn create_node(
+        &self,
+        devt: bindings::dev_t,
+        name: &CStr,
+    ) -> Result<DeviceNode> {
         // SAFETY: `self.ptr` is a live class (type invariant); `name` is
         // NUL-terminated and is copied by `device_create`.
         let dev = unsafe { ffi::safedetach_device_create(self.ptr, devt, name.as_char_ptr()) };
         kernel::error::from_err_ptr(dev)?;
         // INVARIANT: the caller guarantees the class outlives the node.
-        Ok(DeviceNode { class: self.ptr, devt })
+        Ok(DeviceNode {
+            class: self.ptr,
+            devt,
+        })
     }
 }
 
@@ -147,7 +157,7 @@ unsafe impl Sync for FileOperations {}
 /// # Invariants
 ///
 /// - `kobj` was initialised with `kobject_init()` and [`ANCHOR_KTYPE`];
-///   the anchor holds one reference until [`CdevAnchor::release_and_wait`].
+///   the anchor holds one reference until [`CdevAnchor::release`].
 /// - The anchor is not freed before its kobject has been released.
 #[pin_data(PinnedDrop)]
 pub(crate) struct CdevAnchor {
@@ -184,6 +194,22 @@ unsafe extern "C" fn anchor_release(kobj: *mut bindings::kobject) {
     // `ANCHOR_KTYPE`), which is alive until `released` is completed.
     let anchor = unsafe { &*CdevAnchor::from_kobj(kobj) };
     anchor.released.complete();
+    if crate::variant::WIDE_TAIL {
+        // Test builds only: stay in the tail, the code that runs after the
+        // unloader was told to go on, for 100 ms, then look at the anchor
+        // again. Only the unloader's RCU Tasks wait makes this safe.
+        for _ in 0..100 {
+            // SAFETY: FFI call without preconditions.
+            unsafe { bindings::__udelay(1000) };
+        }
+        // SAFETY: As above: the anchor is alive until an RCU Tasks grace
+        // period after `released` completed, and this task has not yet
+        // switched context voluntarily.
+        let put = unsafe { &*CdevAnchor::from_kobj(kobj) }
+            .put
+            .load(Ordering::Relaxed);
+        core::hint::black_box(put);
+    }
 }
 
 impl CdevAnchor {
@@ -212,7 +238,11 @@ impl CdevAnchor {
     /// `kobj` must point to the `kobj` field of a live `CdevAnchor`.
     pub(crate) unsafe fn from_kobj(kobj: *mut bindings::kobject) -> *const Self {
         // SAFETY: By the caller's contract `kobj` is inside a `CdevAnchor`.
-        unsafe { kobj.cast::<u8>().sub(core::mem::offset_of!(Self, kobj)).cast() }
+        unsafe {
+            kobj.cast::<u8>()
+                .sub(core::mem::offset_of!(Self, kobj))
+                .cast()
+        }
     }
 
     /// Returns the kobject to use as the parent of a cdev.
@@ -220,21 +250,34 @@ impl CdevAnchor {
         self.kobj.get()
     }
 
-    /// Drops the anchor's own reference and waits until the kobject is
-    /// released, that is, until the cdev that used it as parent is gone.
+    /// Drops the anchor's own reference: from now on only the cdev that
+    /// uses it as parent keeps the kobject alive. Idempotent.
     ///
-    /// Logs every few seconds while it waits.
-    pub(crate) fn release_and_wait(&self) {
+    /// The unloader does this as soon as the cdev is deleted, so that the
+    /// cdev's release, which may come much later (every file of the cdev
+    /// holds it), runs while the other units are being drained.
+    pub(crate) fn release(&self) {
         if !self.put.swap(true, Ordering::SeqCst) {
             // SAFETY: The anchor holds one reference (type invariant),
             // dropped only here thanks to `put`.
             unsafe { bindings::kobject_put(self.kobj()) };
         }
+    }
+
+    /// Drops the anchor's own reference if [`release`](Self::release) did
+    /// not, and waits until the kobject is released, that is, until the cdev
+    /// that used it as parent is gone.
+    ///
+    /// Logs every few seconds while it waits.
+    pub(crate) fn wait_released(&self) {
+        self.release();
         if crate::variant::SKIP_CDEV_WAIT {
             return;
         }
         let mut waited = 0u32;
-        while !self.released.wait_timeout(kernel::time::msecs_to_jiffies(crate::gate::REPORT_INTERVAL_MS)) {
+        while !self.released.wait_timeout(kernel::time::msecs_to_jiffies(
+            crate::gate::REPORT_INTERVAL_MS,
+        )) {
             waited += crate::gate::REPORT_INTERVAL_MS / 1000;
             pr_info!("unload waiting {} s for the cdev to be released\n", waited);
         }
@@ -247,7 +290,7 @@ impl CdevAnchor {
 impl PinnedDrop for CdevAnchor {
     fn drop(self: Pin<&mut Self>) {
         // INVARIANT: the memory goes only after the kobject is released.
-        self.release_and_wait();
+        self.wait_released();
     }
 }
 
@@ -287,8 +330,16 @@ impl Cdev {
         }
         // SAFETY: `ptr` is a fresh cdev from `cdev_alloc`.
         if let Err(e) = to_result(unsafe { ffi::safedetach_cdev_add(ptr, devt) }) {
-            // SAFETY: `cdev_add` failed, so ours is the only reference.
-            unsafe { ffi::safedetach_cdev_put(ptr) };
+            // `cdev_add` takes its reference on the parent only when it
+            // succeeds, but the cdev's release always puts the parent
+            // (`cdev_dynamic_release()`, fs/char_dev.c): forget the parent,
+            // or the anchor loses a reference it never gave.
+            // SAFETY: `cdev_add` failed, so ours is the only reference, and
+            // nobody else looks at the cdev.
+            unsafe {
+                ffi::safedetach_cdev_clear_parent(ptr);
+                ffi::safedetach_cdev_put(ptr);
+            }
             return Err(e);
         }
         // INVARIANT: allocated and added.

@@ -29,6 +29,8 @@ extern "C" {
     #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     pub(crate) fn safedetach_this_cpu_inc(p: *mut u64);
     pub(crate) fn safedetach_cpumask_next_possible(cpu: c_int) -> c_uint;
+    #[cfg_attr(not(safedetach_variant = "online_only"), allow(dead_code))]
+    pub(crate) fn safedetach_cpumask_next_online(cpu: c_int) -> c_uint;
     pub(crate) fn safedetach_nr_cpu_ids() -> c_uint;
     pub(crate) fn safedetach_on_each_cpu(
         func: Option<unsafe extern "C" fn(info: *mut c_void)>,
@@ -44,13 +46,18 @@ extern "C" {
     pub(crate) fn safedetach_cdev_add(cdev: *mut Cdev, dev: bindings::dev_t) -> c_int;
     pub(crate) fn safedetach_cdev_del(cdev: *mut Cdev);
     pub(crate) fn safedetach_cdev_put(cdev: *mut Cdev);
-    pub(crate) fn safedetach_inode_cdev_parent(inode: *mut bindings::inode)
-        -> *mut bindings::kobject;
+    pub(crate) fn safedetach_cdev_clear_parent(cdev: *mut Cdev);
+    pub(crate) fn safedetach_inode_cdev_parent(
+        inode: *mut bindings::inode,
+    ) -> *mut bindings::kobject;
     pub(crate) fn safedetach_device_create(
         cls: *const bindings::class,
         devt: bindings::dev_t,
         name: *const c_char,
     ) -> *mut bindings::device;
+
+    pub(crate) fn safedetach_warn_drain_ended_open(name: *const c_char, files: usize);
+    pub(crate) fn safedetach_init_pid_ns() -> *mut bindings::pid_namespace;
 
     pub(crate) fn safedetach_poll_wait(
         filp: *mut bindings::file,

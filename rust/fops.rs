@@ -5,9 +5,10 @@
 //! Each entry point converts its C arguments once, enters the unit's gate
 //! and calls [`Fifo`]. The FIFO is reachable only through a pass, so no
 //! entry point can touch a unit without being counted. `owner` is left
-//! `NULL` on purpose: with `.owner = THIS_MODULE`, `rmmod` would fail with
-//! `EBUSY` while a file is open; this driver drains instead (see
-//! Documentation/design.rst, "Policies").
+//! `NULL` on purpose: with `.owner = THIS_MODULE`, `rmmod` would be refused
+//! while a file is open (kmod's "is in use"; `delete_module(2)` fails with
+//! `EWOULDBLOCK`); this driver drains instead (see Documentation/design.rst,
+//! "Policies").
 
 use crate::chrdev::FileOperations;
 use crate::fifo::Fifo;
@@ -83,11 +84,6 @@ unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::
     // SAFETY: `open` stored a leaked `KBox<FilePass>` in `private_data`, and
     // `release` is called once per successful open, after every other call.
     drop(unsafe { KBox::from_raw((*file).private_data.cast::<FilePass<Fifo>>()) });
-    if crate::variant::SKIP_TAIL {
-        // Widen the tail: keep executing module text after the exit.
-        // SAFETY: FFI call without preconditions.
-        unsafe { bindings::__udelay(20_000) };
-    }
     0
 }
 

@@ -69,6 +69,7 @@
 
 use crate::barrier::{mb_on_each_cpu, Tail};
 use crate::completion::Completion;
+use crate::diag::{self, TaskId};
 use crate::percpu::PerCpuCounter;
 use crate::variant;
 use core::{
@@ -77,14 +78,7 @@ use core::{
     ptr::NonNull,
     sync::atomic::{AtomicBool, Ordering},
 };
-use kernel::{
-    bindings,
-    new_mutex,
-    prelude::*,
-    str::CString,
-    sync::Mutex,
-    time::msecs_to_jiffies,
-};
+use kernel::{new_mutex, prelude::*, str::CString, sync::Mutex, time::msecs_to_jiffies};
 
 /// How often [`Gate::drain`] logs what it is still waiting for.
 pub(crate) const REPORT_INTERVAL_MS: u32 = 5000;
@@ -92,8 +86,7 @@ pub(crate) const REPORT_INTERVAL_MS: u32 = 5000;
 /// One open file that holds a gate open, for the drain's diagnostics.
 struct Holder {
     id: u64,
-    pid: i32,
-    comm: [u8; 16],
+    task: TaskId,
 }
 
 /// The gate's slow-path bookkeeping.
@@ -156,7 +149,10 @@ impl<T> Gate<T> {
     #[inline(always)]
     pub(crate) fn enter(&self) -> Result<Pass<'_, T>> {
         if variant::NO_GATE {
-            return Ok(Pass { gate: self, _not_send: PhantomData });
+            return Ok(Pass {
+                gate: self,
+                _not_send: PhantomData,
+            });
         }
         self.entered.inc();
         if self.closing.load(Ordering::Relaxed) {
@@ -164,7 +160,10 @@ impl<T> Gate<T> {
             return Err(ENODEV);
         }
         // INVARIANT: the entrance was counted, the exit is counted on drop.
-        Ok(Pass { gate: self, _not_send: PhantomData })
+        Ok(Pass {
+            gate: self,
+            _not_send: PhantomData,
+        })
     }
 
     /// Counts the end of a pass.
@@ -207,10 +206,10 @@ impl<T> Gate<T> {
     /// that a drain that waits for this file can name it.
     pub(crate) fn open(self: Pin<&Self>) -> Result<FilePass<T>> {
         let pass = self.get_ref().enter()?;
-        let (pid, comm) = current_pid_comm();
+        let task = TaskId::current();
         let mut book = self.book.lock();
         let id = book.next_id;
-        book.holders.push(Holder { id, pid, comm }, GFP_KERNEL)?;
+        book.holders.push(Holder { id, task }, GFP_KERNEL)?;
         book.next_id += 1;
         drop(book);
         // The entrance of `pass` now belongs to the `FilePass`.
@@ -218,7 +217,10 @@ impl<T> Gate<T> {
         // INVARIANT: the gate is pinned, and it is freed only after every
         // pass has been counted out (type invariant), so the pointer stays
         // valid for the life of the `FilePass`.
-        Ok(FilePass { gate: NonNull::from(self.get_ref()), id })
+        Ok(FilePass {
+            gate: NonNull::from(self.get_ref()),
+            id,
+        })
     }
 
     /// Returns whether the gate is closing.
@@ -264,7 +266,10 @@ impl<T> Gate<T> {
             return;
         }
         if !self.is_closing() {
-            pr_err!("{}: drain called on an open gate\n", self.name.to_str().unwrap_or("?"));
+            pr_err!(
+                "{}: drain called on an open gate\n",
+                self.name.to_str().unwrap_or("?")
+            );
             self.close();
         }
         // Once closed and drained, the counts can no longer change: a second
@@ -272,31 +277,49 @@ impl<T> Gate<T> {
         if self.book.lock().drained.is_some() {
             return;
         }
+        let start = diag::ktime_ms();
         let mut rounds = 0u32;
+        let mut waited = false;
         loop {
             self.drained.reinit();
             // Order the reinit before the sums (see "Wake-up").
             core::sync::atomic::fence(Ordering::SeqCst);
             // Exits first, then entrances (see "Drain").
             let (exits, entries) = if variant::ENTRANCES_FIRST {
-                let entries = self.entered.sum();
-                // SAFETY: FFI call without preconditions; we may sleep.
-                unsafe { bindings::msleep(2) };
-                (self.exited.sum(), entries)
+                let entries = sum(&self.entered);
+                diag::sleep_ms(2);
+                (sum(&self.exited), entries)
             } else {
-                let exits = self.exited.sum();
+                let exits = sum(&self.exited);
                 core::sync::atomic::fence(Ordering::SeqCst);
-                (exits, self.entered.sum())
+                (exits, sum(&self.entered))
             };
             if entries == exits {
                 break;
             }
-            if !self.drained.wait_timeout(msecs_to_jiffies(REPORT_INTERVAL_MS)) {
+            waited = true;
+            if !self
+                .drained
+                .wait_timeout(msecs_to_jiffies(REPORT_INTERVAL_MS))
+            {
                 rounds += 1;
                 self.report(rounds);
             }
         }
-        self.book.lock().drained = Some(Tail::now());
+        let mut book = self.book.lock();
+        book.drained = Some(Tail::now());
+        let open = book.holders.len();
+        drop(book);
+        // Every open file holds an entrance that it counts out only after it
+        // left `holders` (`FilePass::drop`), so a balanced count with a
+        // holder left means the drain is wrong: say so loudly.
+        if open != 0 {
+            diag::warn_drain_ended_open(&self.name, open);
+        }
+        if waited {
+            let name = self.name.to_str().unwrap_or("?");
+            pr_info!("{}: drained after {} ms\n", name, diag::ktime_ms() - start);
+        }
     }
 
     /// Logs who keeps the drain waiting.
@@ -313,10 +336,24 @@ impl<T> Gate<T> {
         );
         let book = self.book.lock();
         for h in book.holders.iter() {
-            let len = h.comm.iter().position(|&c| c == 0).unwrap_or(h.comm.len());
-            let comm = core::str::from_utf8(&h.comm[..len]).unwrap_or("?");
-            pr_info!("{}: held open by pid {} ({})\n", name, h.pid, comm);
+            pr_info!(
+                "{}: held open by pid {} ({})\n",
+                name,
+                h.task.pid,
+                h.task.comm()
+            );
         }
+    }
+}
+
+/// Sums a counter as the drain must: over every possible CPU, online or
+/// not (a CPU that went offline keeps the counts of the tasks that ran on
+/// it; they migrated and count their exits elsewhere).
+fn sum(counter: &PerCpuCounter) -> u64 {
+    if variant::ONLINE_ONLY {
+        counter.sum_online()
+    } else {
+        counter.sum()
     }
 }
 
@@ -339,20 +376,6 @@ impl<T> PinnedDrop for Gate<T> {
             }
         }
     }
-}
-
-/// Returns the pid and command name of the current task's thread group.
-fn current_pid_comm() -> (i32, [u8; 16]) {
-    let mut comm = [0u8; 16];
-    // SAFETY: `get_current()` returns the current task, which is alive
-    // while it runs this.
-    let task = unsafe { bindings::get_current() };
-    // SAFETY: `task` is alive (see above); `comm` has room for
-    // `TASK_COMM_LEN` bytes and `__get_task_comm` NUL-terminates.
-    unsafe { bindings::__get_task_comm(comm.as_mut_ptr().cast(), comm.len(), task) };
-    // SAFETY: `task` is alive (see above).
-    let pid = unsafe { bindings::__task_pid_nr_ns(task, bindings::pid_type_PIDTYPE_TGID, core::ptr::null_mut()) };
-    (pid, comm)
 }
 
 /// A pass through a [`Gate`] for the duration of one operation.

@@ -13,6 +13,7 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/percpu.h>
+#include <linux/pid_namespace.h>
 #include <linux/poll.h>
 #include <linux/smp.h>
 
@@ -58,6 +59,11 @@ void safedetach_this_cpu_inc(u64 __percpu *p)
 unsigned int safedetach_cpumask_next_possible(int cpu)
 {
 	return cpumask_next(cpu, cpu_possible_mask);
+}
+
+unsigned int safedetach_cpumask_next_online(int cpu)
+{
+	return cpumask_next(cpu, cpu_online_mask);
 }
 
 unsigned int safedetach_nr_cpu_ids(void)
@@ -110,6 +116,11 @@ void safedetach_cdev_put(struct cdev *cdev)
 	kobject_put(&cdev->kobj);
 }
 
+void safedetach_cdev_clear_parent(struct cdev *cdev)
+{
+	cdev->kobj.parent = NULL;
+}
+
 struct kobject *safedetach_inode_cdev_parent(struct inode *inode)
 {
 	return inode->i_cdev->kobj.parent;
@@ -119,6 +130,16 @@ struct device *safedetach_device_create(const struct class *cls, dev_t devt,
 					const char *name)
 {
 	return device_create(cls, NULL, devt, NULL, "%s", name);
+}
+
+void safedetach_warn_drain_ended_open(const char *name, size_t files)
+{
+	WARN(1, "safedetach: %s: drain ended with %zu file(s) still open\n", name, files);
+}
+
+struct pid_namespace *safedetach_init_pid_ns(void)
+{
+	return &init_pid_ns;
 }
 
 void safedetach_poll_wait(struct file *filp, wait_queue_head_t *wq,

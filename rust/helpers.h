@@ -15,6 +15,7 @@ struct class;
 struct completion;
 struct device;
 struct kobject;
+struct pid_namespace;
 struct poll_table_struct;
 
 unsigned int safedetach_param_units(void);
@@ -23,6 +24,7 @@ u64 __percpu *safedetach_alloc_percpu_u64(void);
 u64 *safedetach_per_cpu_ptr(u64 __percpu *p, unsigned int cpu);
 void safedetach_this_cpu_inc(u64 __percpu *p);
 unsigned int safedetach_cpumask_next_possible(int cpu);
+unsigned int safedetach_cpumask_next_online(int cpu);
 unsigned int safedetach_nr_cpu_ids(void);
 void safedetach_on_each_cpu(smp_call_func_t func, void *info);
 void safedetach_init_completion(struct completion *x);
@@ -33,9 +35,12 @@ void safedetach_cdev_set_parent(struct cdev *cdev, struct kobject *parent);
 int safedetach_cdev_add(struct cdev *cdev, dev_t dev);
 void safedetach_cdev_del(struct cdev *cdev);
 void safedetach_cdev_put(struct cdev *cdev);
+void safedetach_cdev_clear_parent(struct cdev *cdev);
 struct kobject *safedetach_inode_cdev_parent(struct inode *inode);
 struct device *safedetach_device_create(const struct class *cls, dev_t devt,
 					const char *name);
+void safedetach_warn_drain_ended_open(const char *name, size_t files);
+struct pid_namespace *safedetach_init_pid_ns(void);
 void safedetach_poll_wait(struct file *filp, wait_queue_head_t *wq,
 			  struct poll_table_struct *p);
 

@@ -10,7 +10,11 @@
 //! ([`PerCpuCounter::sum`]), which the slow path does.
 
 use crate::ffi;
-use kernel::{bindings, prelude::*};
+use kernel::{
+    bindings,
+    ffi::{c_int, c_uint},
+    prelude::*,
+};
 
 /// A counter with one `u64` per possible CPU.
 ///
@@ -43,14 +47,18 @@ impl PerCpuCounter {
 
     /// Adds one to the current CPU's copy.
     ///
-    /// On x86_64 this is a single `incq %gs:(reg)`, exactly what the kernel's
-    /// `this_cpu_inc()` emits (arch/x86/include/asm/percpu.h): one
-    /// instruction cannot be split by preemption or an interrupt, and it has
-    /// no `lock` prefix. It is a compiler barrier (the `asm!` may touch
-    /// memory), but not a CPU fence. Elsewhere it calls `this_cpu_inc()`.
+    /// On x86_64 SMP kernels this is a single `incq %gs:(reg)`, exactly
+    /// what the kernel's `this_cpu_inc()` emits
+    /// (arch/x86/include/asm/percpu.h): one instruction cannot be split by
+    /// preemption or an interrupt, and it has no `lock` prefix. It is a
+    /// compiler barrier (the `asm!` may touch memory), but not a CPU fence.
+    /// On x86_64 uniprocessor kernels (`CONFIG_SMP=n`) the per-CPU area is
+    /// ordinary memory and the cookie is its address, so it is `incq (reg)`,
+    /// again what `this_cpu_inc()` emits there. Elsewhere it calls
+    /// `this_cpu_inc()`.
     #[inline(always)]
     pub(crate) fn inc(&self) {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", CONFIG_SMP))]
         // SAFETY: By the type invariant `self.ptr` is a live per-CPU
         // cookie: `%gs` holds the current CPU's per-CPU base, so
         // `%gs:(ptr)` is this CPU's copy of the counter. `inc` writes the
@@ -58,6 +66,19 @@ impl PerCpuCounter {
         unsafe {
             core::arch::asm!(
                 "incq %gs:({0})",
+                in(reg) self.ptr,
+                options(att_syntax, nostack)
+            );
+        }
+        #[cfg(all(target_arch = "x86_64", not(CONFIG_SMP)))]
+        // SAFETY: By the type invariant `self.ptr` is a live per-CPU
+        // cookie, which without `CONFIG_SMP` is the address of the only
+        // copy (`per_cpu_ptr()` is the identity, include/asm-generic/percpu.h).
+        // One instruction cannot be split by preemption or an interrupt on
+        // the only CPU.
+        unsafe {
+            core::arch::asm!(
+                "incq ({0})",
                 in(reg) self.ptr,
                 options(att_syntax, nostack)
             );
@@ -75,11 +96,27 @@ impl PerCpuCounter {
     /// increment: the result is not a snapshot, and the caller supplies the
     /// ordering it needs (see `gate.rs`).
     pub(crate) fn sum(&self) -> u64 {
+        self.sum_over(ffi::safedetach_cpumask_next_possible)
+    }
+
+    /// Returns the sum of the online CPUs' copies only.
+    ///
+    /// Wrong for a drain (a CPU that went offline keeps its counts): only
+    /// the `online_only` test variant uses it.
+    #[cfg_attr(not(safedetach_variant = "online_only"), allow(dead_code))]
+    pub(crate) fn sum_online(&self) -> u64 {
+        self.sum_over(ffi::safedetach_cpumask_next_online)
+    }
+
+    /// Sums the copies of the CPUs that `next` (`cpumask_next()` on some
+    /// CPU mask) iterates over.
+    fn sum_over(&self, next: unsafe extern "C" fn(c_int) -> c_uint) -> u64 {
         let mut total: u64 = 0;
         // SAFETY: FFI call without preconditions.
         let nr = unsafe { ffi::safedetach_nr_cpu_ids() };
-        // SAFETY: FFI call without preconditions (`for_each_possible_cpu`).
-        let mut cpu = unsafe { ffi::safedetach_cpumask_next_possible(-1) };
+        // SAFETY: `next` is one of the `cpumask_next()` wrappers, which
+        // have no preconditions (`for_each_cpu`).
+        let mut cpu = unsafe { next(-1) };
         while cpu < nr {
             // SAFETY: `self.ptr` is a live per-CPU cookie (type invariant)
             // and `cpu` is a possible CPU, so this is its copy, which
@@ -90,8 +127,8 @@ impl PerCpuCounter {
             total = total.wrapping_add(unsafe {
                 core::ptr::read_volatile(ffi::safedetach_per_cpu_ptr(self.ptr, cpu))
             });
-            // SAFETY: FFI call without preconditions.
-            cpu = unsafe { ffi::safedetach_cpumask_next_possible(cpu as i32) };
+            // SAFETY: See above.
+            cpu = unsafe { next(cpu as c_int) };
         }
         total
     }

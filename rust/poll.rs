@@ -82,6 +82,13 @@ impl PollQueue {
     /// Wakes every poller.
     pub(crate) fn notify(&self) {
         // SAFETY: `wq` is initialised (type invariant).
-        unsafe { bindings::__wake_up(self.wq.get(), bindings::TASK_NORMAL, 0, core::ptr::null_mut()) };
+        unsafe {
+            bindings::__wake_up(
+                self.wq.get(),
+                bindings::TASK_NORMAL,
+                0,
+                core::ptr::null_mut(),
+            )
+        };
     }
 }

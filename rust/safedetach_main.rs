@@ -20,11 +20,16 @@
 //! waits, every operation on the file fails with `ENODEV`, and the kernel
 //! log names the process holding it. See Documentation/design.rst.
 
-use kernel::{bindings, c_str, fmt, prelude::*, str::CString};
+use kernel::{
+    bindings, c_str, fmt,
+    prelude::*,
+    str::{CStr, CString},
+};
 
 mod barrier;
 mod chrdev;
 mod completion;
+mod diag;
 mod ffi;
 mod fifo;
 mod fops;
@@ -108,24 +113,53 @@ impl Unit {
 /// A unit and, while it is published, its cdev and `/dev` node.
 ///
 /// The unload protocol runs in phases over all units ([`SafeDetach`]'s
-/// drop); if a slot is dropped on its own (module init failed half way), its
-/// drop runs every phase for this unit alone.
+/// drop); if a slot is dropped on its own (module init failed half way),
+/// its drop runs every phase for this unit alone. A slot exists before its
+/// cdev is added, so that whatever step of the init fails, the unit is torn
+/// down by the protocol: its gate is closed and its sleepers are woken
+/// before anything waits for its files.
 struct Slot {
-    /// The `/dev` node and the cdev; dropped in that order (tuple fields
-    /// drop first to last): the node goes, then the number is unmapped.
-    published: Option<(DeviceNode, Cdev)>,
+    /// The `/dev` node; dropped before `cdev`.
+    node: Option<DeviceNode>,
+    /// The cdev that maps the device number to the driver.
+    cdev: Option<Cdev>,
     unit: Pin<KBox<Unit>>,
 }
 
 impl Slot {
+    /// Creates the unit `index`, not yet published.
+    fn new(index: u32, capacity: usize) -> Result<Self> {
+        Ok(Self {
+            node: None,
+            cdev: None,
+            unit: Unit::new(index, capacity)?,
+        })
+    }
+
+    /// Publishes the unit: maps `devt` to it and creates `/dev/<name>`.
+    ///
+    /// # Safety
+    ///
+    /// `class` must outlive the slot.
+    unsafe fn publish(&mut self, class: &Class, devt: bindings::dev_t, name: &CStr) -> Result {
+        self.cdev = Some(Cdev::add(&FOPS, devt, &self.unit.anchor)?);
+        // SAFETY: The caller guarantees that the class outlives the slot,
+        // which owns the node.
+        self.node = Some(unsafe { class.create_node(devt, name) }?);
+        Ok(())
+    }
+
     /// Step 1: new operations fail with `ENODEV`.
     fn close(&self) {
         self.unit.gate.close();
     }
 
-    /// Step 2: remove the `/dev` node and unmap the device number.
+    /// Step 2: remove the `/dev` node and unmap the device number; from now
+    /// on only the cdev (and the files that hold it) keep the anchor.
     fn unpublish(&mut self) {
-        self.published = None;
+        self.node = None;
+        self.cdev = None;
+        self.unit.anchor.release();
     }
 
     /// Step 3: blocked calls return `ENODEV`, pollers see `POLLHUP`.
@@ -138,10 +172,15 @@ impl Slot {
         }
     }
 
-    /// Step 4: wait for calls in flight, open files and the cdev.
+    /// Step 4: wait for calls in flight and open files.
     fn drain(&self) {
         self.unit.gate.drain();
-        self.unit.anchor.release_and_wait();
+    }
+
+    /// Step 5: wait until the cdev is released: no path into the driver
+    /// through it is left.
+    fn wait_cdev(&self) {
+        self.unit.anchor.wait_released();
     }
 }
 
@@ -155,6 +194,7 @@ impl Drop for Slot {
         self.unpublish();
         self.wake();
         self.drain();
+        self.wait_cdev();
     }
 }
 
@@ -174,14 +214,22 @@ static FOPS: chrdev::FileOperations = fops::FOPS;
 impl kernel::Module for SafeDetach {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         // SAFETY: FFI calls without preconditions.
-        let (units, capacity) =
-            unsafe { (ffi::safedetach_param_units(), ffi::safedetach_param_capacity()) };
+        let (units, capacity) = unsafe {
+            (
+                ffi::safedetach_param_units(),
+                ffi::safedetach_param_capacity(),
+            )
+        };
         if !(1..=MAX_UNITS).contains(&units) {
             pr_err!("invalid units={}: must be 1..{}\n", units, MAX_UNITS);
             return Err(EINVAL);
         }
         if !(1..=MAX_CAPACITY).contains(&capacity) {
-            pr_err!("invalid capacity={}: must be 1..{}\n", capacity, MAX_CAPACITY);
+            pr_err!(
+                "invalid capacity={}: must be 1..{}\n",
+                capacity,
+                MAX_CAPACITY
+            );
             return Err(EINVAL);
         }
 
@@ -189,27 +237,32 @@ impl kernel::Module for SafeDetach {
         let class = Class::new(c_str!("safedetach"))?;
         let mut slots = KVec::with_capacity(units as usize, GFP_KERNEL)?;
         for i in 0..units {
-            let unit = Unit::new(i, capacity as usize)?;
-            let cdev = Cdev::add(&FOPS, region.devt(i), &unit.anchor)?;
             let name = CString::try_from_fmt(fmt!("safedetach{}", i))?;
-            // SAFETY: The node is stored in a slot of `slots`, which is
-            // dropped before `class` (declared earlier here, and the field
-            // before `_class` in `SafeDetach`).
-            let node = unsafe { class.create_node(region.devt(i), &name) }?;
-            slots.push(Slot { published: Some((node, cdev)), unit }, GFP_KERNEL)?;
+            // If anything below fails, dropping the slot runs the unload
+            // protocol for it.
+            let mut slot = Slot::new(i, capacity as usize)?;
+            // SAFETY: The slot is dropped before `class`: it is declared
+            // later here, and `slots` is the field before `_class` in
+            // `SafeDetach`.
+            unsafe { slot.publish(&class, region.devt(i), &name) }?;
+            slots.push(slot, GFP_KERNEL)?;
         }
         if let Some(name) = variant::NAME {
             pr_info!("this is the deliberately broken test variant '{}'\n", name);
         }
         pr_info!("loaded: {} units of {} bytes\n", units, capacity);
-        Ok(SafeDetach { slots, _class: class, _region: region })
+        Ok(SafeDetach {
+            slots,
+            _class: class,
+            _region: region,
+        })
     }
 }
 
 impl Drop for SafeDetach {
     /// `module_exit`: the unload protocol (Documentation/design.rst).
     fn drop(&mut self) {
-        let start = ktime_ns();
+        let start = diag::ktime_ns();
         pr_info!("unloading: closing {} units\n", self.slots.len());
         // 1. Close every gate: from now on every operation fails with ENODEV.
         for slot in self.slots.iter() {
@@ -223,28 +276,27 @@ impl Drop for SafeDetach {
         for slot in self.slots.iter() {
             slot.wake();
         }
-        // 4. Drain: calls in flight, open files, then the cdevs themselves.
+        // 4. Drain: calls in flight and open files.
         for slot in self.slots.iter() {
             slot.drain();
         }
-        let drained = ktime_ns();
-        // 5. The tail: every task that counted its exit has left module
+        // 5. The cdevs themselves, whose releases have been under way since
+        //    step 2: no path into the driver is left.
+        for slot in self.slots.iter() {
+            slot.wait_cdev();
+        }
+        let drained = diag::ktime_ns();
+        // 6. The tail: every task that counted its exit has left module
         //    text and data (a voluntary context switch since the drain).
         if !variant::SKIP_TAIL {
             Tail::synchronize();
         }
-        let done = ktime_ns();
+        let done = diag::ktime_ns();
         pr_info!(
             "unloaded: drain {} us, tail {} us\n",
             (drained - start) / 1000,
             (done - drained) / 1000
         );
-        // 6. Free: the fields drop, units first, then class and region.
+        // 7. Free: the fields drop, units first, then class and region.
     }
-}
-
-/// Returns the monotonic clock in nanoseconds.
-fn ktime_ns() -> i64 {
-    // SAFETY: FFI call without preconditions.
-    unsafe { bindings::ktime_get() }
 }

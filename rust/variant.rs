@@ -4,19 +4,33 @@
 //!
 //! A normal build has none of these. `make check-teeth` builds the module
 //! with `SAFEDETACH_VARIANT=<name>` (Kbuild turns it into
-//! `--cfg safedetach_variant="<name>"`) and runs the tests that must catch
-//! it. Some steps of the unload protocol overlap (waiting for the cdev to be
-//! released also waits for every open file), so a variant removes every step
-//! that would hide its bug, and widens the window it opens:
+//! `--cfg safedetach_variant="<name>"`) and runs the case that must catch
+//! it (scripts/teeth.sh names it). Each variant breaks one step of the
+//! protocol. Where another step would hide the bug, the variant says which
+//! one it also removes, and the teeth run a *control* build that removes
+//! only that other step through the same case, which must pass: then what
+//! the case catches is the bug the variant is named after.
 //!
-//! - `no_drain`: no drain and no wait for the cdev: `rmmod` frees the units
-//!   while calls and files are still inside.
+//! - `no_drain`: no drain and no wait for the cdev (nothing waits for open
+//!   files): `rmmod` frees the units while files are open. Control:
+//!   `no_cdev_wait`.
 //! - `no_wake`: sleepers are not woken: `rmmod` waits for ever for a
 //!   blocked reader.
-//! - `no_tail`: no RCU Tasks wait and no wait for the cdev, and `release`
-//!   keeps running module text for 20 ms after its exit was counted.
+//! - `no_cdev_wait`: the drain is kept, but nothing waits for the cdev: the
+//!   cdev's release (delayed by `CONFIG_DEBUG_KOBJECT_RELEASE`) puts an
+//!   anchor that was freed.
 //! - `entrances_first`: the drain sums entrances before exits, with a pause
-//!   between the two sums, and does not wait for the cdev.
+//!   between the two sums. The cdev wait is kept, so the module is not
+//!   freed early; the drain's own check (a `WARN` when it ends with a file
+//!   still open) reports the early end.
+//! - `online_only`: the drain sums online CPUs only, missing counts left on
+//!   a CPU that went offline. The cdev wait is kept; the same `WARN` and the
+//!   drain's report show it.
+//! - `no_tail`: no RCU Tasks wait, and the anchor's release keeps running
+//!   module text for 200 ms after it signalled the unloader (the tail
+//!   window, widened). Control: `wide_tail`.
+//! - `wide_tail`: the same widened window with the RCU Tasks wait kept: a
+//!   correct build (the control of `no_tail`), test-only.
 //! - `no_gate`: the gate counts nothing (benchmarks only: the baseline
 //!   that shows what the gate costs; it is not safe to unload).
 
@@ -25,10 +39,16 @@ pub(crate) const NAME: Option<&str> = if cfg!(safedetach_variant = "no_drain") {
     Some("no_drain")
 } else if cfg!(safedetach_variant = "no_wake") {
     Some("no_wake")
-} else if cfg!(safedetach_variant = "no_tail") {
-    Some("no_tail")
+} else if cfg!(safedetach_variant = "no_cdev_wait") {
+    Some("no_cdev_wait")
 } else if cfg!(safedetach_variant = "entrances_first") {
     Some("entrances_first")
+} else if cfg!(safedetach_variant = "online_only") {
+    Some("online_only")
+} else if cfg!(safedetach_variant = "no_tail") {
+    Some("no_tail")
+} else if cfg!(safedetach_variant = "wide_tail") {
+    Some("wide_tail")
 } else if cfg!(safedetach_variant = "no_gate") {
     Some("no_gate")
 } else {
@@ -39,11 +59,15 @@ pub(crate) const NAME: Option<&str> = if cfg!(safedetach_variant = "no_drain") {
 pub(crate) const SKIP_DRAIN: bool = cfg!(safedetach_variant = "no_drain");
 /// Skip waking sleepers.
 pub(crate) const SKIP_WAKE: bool = cfg!(safedetach_variant = "no_wake");
-/// Skip the RCU Tasks grace period, and spin in `release` after the exit.
-pub(crate) const SKIP_TAIL: bool = cfg!(safedetach_variant = "no_tail");
+/// Skip waiting for the cdev to be released.
+pub(crate) const SKIP_CDEV_WAIT: bool = SKIP_DRAIN || cfg!(safedetach_variant = "no_cdev_wait");
 /// Sum entrances before exits in the drain.
 pub(crate) const ENTRANCES_FIRST: bool = cfg!(safedetach_variant = "entrances_first");
-/// Skip waiting for the cdev to be released.
-pub(crate) const SKIP_CDEV_WAIT: bool = SKIP_DRAIN || SKIP_TAIL || ENTRANCES_FIRST;
+/// Sum the counters of online CPUs only.
+pub(crate) const ONLINE_ONLY: bool = cfg!(safedetach_variant = "online_only");
+/// Skip the RCU Tasks grace period.
+pub(crate) const SKIP_TAIL: bool = cfg!(safedetach_variant = "no_tail");
+/// Keep executing module text for a while after the anchor's release.
+pub(crate) const WIDE_TAIL: bool = SKIP_TAIL || cfg!(safedetach_variant = "wide_tail");
 /// Count nothing at all.
 pub(crate) const NO_GATE: bool = cfg!(safedetach_variant = "no_gate");

@@ -8,6 +8,8 @@ cd -- "$(dirname -- "$0")/.."
 DEV=/dev/safedetach
 SDTOOL=tests/sdtool
 work=$(mktemp -d)
+# KLOG_BAD and the taint flags: what fails a test run fails the demo.
+. tests/klog-patterns.sh
 
 say() { printf '\n=== %s\n' "$*"; }
 klog() { dmesg | grep -E '^\[ *[0-9.]+\] safedetach' | sed 's/^/  kernel: /'; }
@@ -36,7 +38,22 @@ loop_pid=$!
 # The holder keeps unit 3 open without using it, and closes it after 12 s.
 timeout -s TERM 12 $SDTOOL hold ${DEV}3 >"$work/hold" 2>&1 &
 hold_pid=$!
-sleep 2
+# Wait (not sleep) until the clients are where the demo needs them: the
+# holder has its file open, tail -f sleeps in read() of the empty unit, and
+# data flows through units 1 and 2.
+wait_for() {
+	local i
+	for i in $(seq 300); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "  timed out waiting for: $*"
+	exit 1
+}
+wait_for grep -q holding "$work/hold"
+wait_for grep -q '^0 ' /proc/$tail_pid/syscall
+wait_for sh -c "$SDTOOL stats ${DEV}1 | grep -q 'bytes_read=[1-9]'"
+wait_for sh -c "$SDTOOL stats ${DEV}2 | grep -q 'bytes_written=[1-9]'"
 for d in 0 1 2 3; do $SDTOOL stats $DEV$d; done
 
 say "rmmod safedetach, under load"
@@ -62,8 +79,13 @@ printf '  holder: %s\n' "$(tr '\n' ' ' <"$work/hold")"
 
 say "kernel log"
 klog
-if dmesg | grep -Eq 'BUG:|WARNING:|KASAN|Oops|INFO: task'; then
+if dmesg | grep -Eq -- "$KLOG_BAD"; then
 	say "the kernel log has errors"
+	dmesg | grep -E -A20 -- "$KLOG_BAD" | head -n 40 | sed 's/^/  /'
+	exit 1
+fi
+if [ $(($(cat /proc/sys/kernel/tainted) & ~TAINT_EXPECTED)) -ne 0 ]; then
+	say "the kernel is tainted: $(cat /proc/sys/kernel/tainted)"
 	exit 1
 fi
 errors=0

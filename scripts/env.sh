@@ -26,14 +26,17 @@ export PATH="$SAFEDETACH_CACHE/tools/bin:$SAFEDETACH_CACHE/venv/bin:$PATH"
 step() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Which kernel: "debug" (KASAN, lockdep, ...: tests and the demo) or
-# "bench" (the same without the debugging options: benchmarks).
+# Which kernel: "debug" (KASAN, lockdep, ...: tests and the demo), "up"
+# (the debug kernel without SMP: the uniprocessor build of the module) or
+# "bench" (the debug kernel without the debugging options: benchmarks).
 SAFEDETACH_KERNEL=${SAFEDETACH_KERNEL:-debug}
 case $SAFEDETACH_KERNEL in
 debug) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config") ;;
+up) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config"
+		      "$SAFEDETACH_TOP/scripts/kernel-up.config") ;;
 bench) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config"
 			 "$SAFEDETACH_TOP/scripts/kernel-bench.config") ;;
-*) echo "SAFEDETACH_KERNEL must be debug or bench, not '$SAFEDETACH_KERNEL'" >&2; exit 2 ;;
+*) echo "SAFEDETACH_KERNEL must be debug, up or bench, not '$SAFEDETACH_KERNEL'" >&2; exit 2 ;;
 esac
 
 # kernel_key: a hash of everything that affects the built kernel.

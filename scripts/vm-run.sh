@@ -61,7 +61,9 @@
 # - In script mode vng already passes QEMU `-no-reboot` and the kernel
 #   `panic=-1`, so a panic reboots at once and the reboot ends QEMU. We add
 #   `oops=panic` so an oops ends the run too instead of leaving a half-dead
-#   guest to time out.
+#   guest to time out, and `kasan_multi_shot`: without it KASAN prints only
+#   the first report of a boot (mm/kasan/report.c), and one report would
+#   blind every later test case.
 # - The command's output is copied to the serial console so that the log
 #   shows it next to the kernel messages it caused. Under TCG the console
 #   moves about 50 KB/s (600 KB of output cost 10 s more than writing it to
@@ -126,6 +128,9 @@ kernel=$kdir/arch/x86/boot/bzImage
 [ -f "$(dirname -- "$kdir")/.built" ] && [ -f "$kernel" ] ||
 	fail "no kernel built for the current inputs (expected $kernel): run scripts/setup.sh"
 command -v vng >/dev/null || fail "vng (virtme-ng) not found: run scripts/setup.sh"
+nr_cpus=$(sed -n 's/^CONFIG_NR_CPUS=//p' "$kdir/.config")
+[ "$cpus" -le "${nr_cpus:-1}" ] ||
+	fail "--cpus $cpus: the kernel supports at most ${nr_cpus:-1} CPUs (CONFIG_NR_CPUS)"
 
 accel=(--disable-kvm)
 accel_name=TCG
@@ -190,7 +195,7 @@ EOF
 : >"$rundir/stdout"
 : >"$rundir/stderr"
 
-kargs="root=/dev/root oops=panic${append:+ ${append[*]}}"
+kargs="root=/dev/root oops=panic kasan_multi_shot${append:+ ${append[*]}}"
 {
 	printf 'vm-run: %s: booting %s (%s, %s vCPUs, %s)\n' "$(date -Is)" \
 		"$kernel" "$accel_name" "$cpus" "$memory"

@@ -8,10 +8,18 @@ set -uo pipefail
 . "$(dirname -- "$0")/lib.sh"
 
 test_smp_guest() {
-	local n
+	local n want=${EXPECT_CPUS:-2} max
 	n=$(nproc)
-	log "nproc: $n, online: $(cat /sys/devices/system/cpu/online)"
-	[ "$n" -ge 2 ] || fail "the guest has $n CPU(s): the races need at least 2"
+	max=$(($(cat /sys/devices/system/cpu/kernel_max) + 1))
+	log "nproc: $n, online: $(cat /sys/devices/system/cpu/online)," \
+		"possible: $(cat /sys/devices/system/cpu/possible), kernel supports $max; $(uname -v)"
+	[ "$n" -eq "$want" ] || fail "the guest has $n CPUs, but $want were asked for (VM_CPUS)"
+	if [[ $(uname -v) == *SMP* ]]; then
+		[ "$n" -ge 2 ] || fail "the guest has $n CPU(s): the races need at least 2"
+		[ $max -ge 64 ] || fail "the kernel supports $max CPUs, fewer than 64 (CONFIG_NR_CPUS)"
+	else
+		log "a uniprocessor kernel (CONFIG_SMP=n): the races come from preemption alone"
+	fi
 }
 
 test_load_unload() {
@@ -114,8 +122,10 @@ test_capacity() {
 	out=$(head -c 1 /dev/zero | dd of=${DEV}0 bs=1 oflag=nonblock 2>&1) && fail "wrote past capacity"
 	[ "$(dd if=${DEV}0 bs=1000 count=1 iflag=nonblock status=none | wc -c)" = 100 ] || fail "read back"
 	# A write larger than the capacity is split as space appears.
-	bg_start reader sh -c "sleep 1; dd if=${DEV}0 bs=50 count=6 iflag=fullblock status=none | wc -c"
-	head -c 300 /dev/zero | dd of=${DEV}0 bs=300 count=1 status=none
+	bg_start writer dd if=/dev/zero of=${DEV}0 bs=300 count=1 status=none
+	wait_blocked writer $NR_write
+	bg_start reader sh -c "dd if=${DEV}0 bs=50 count=6 iflag=fullblock status=none | wc -c"
+	bg_wait writer 20
 	bg_wait reader 20
 	expect_out reader '^300$'
 	unload
@@ -124,15 +134,13 @@ test_capacity() {
 test_blocking() {
 	load capacity=4
 	bg_start reader dd if=${DEV}0 bs=5 count=1 status=none
-	sleep 1
-	kill -0 "$(bg_pid reader)" || fail "read of an empty unit did not block"
+	wait_blocked reader $NR_read || fail "read of an empty unit did not block"
 	printf 'wake' >${DEV}0
 	bg_wait reader 10
 	expect_out reader '^wake$'
 	printf '1234' >${DEV}0
 	bg_start writer sh -c "printf 'more' >${DEV}0"
-	sleep 1
-	kill -0 "$(bg_pid writer)" || fail "write to a full unit did not block"
+	wait_blocked writer $NR_write || fail "write to a full unit did not block"
 	[ "$(dd if=${DEV}0 bs=4 count=1 status=none)" = 1234 ] || fail "read"
 	bg_wait writer 10
 	[ "$(dd if=${DEV}0 bs=4 count=1 iflag=nonblock status=none)" = more ] || fail "blocked write lost"
@@ -154,7 +162,7 @@ test_poll() {
 	dd if=${DEV}0 bs=4 count=1 status=none >/dev/null
 	bg_start ep "$SDTOOL" epoll ${DEV}0
 	wait_out ep blocking 10
-	sleep 0.5
+	wait_blocked ep ep_poll
 	printf 'x' >${DEV}0
 	bg_wait ep 10
 	expect_out ep '^epoll: IN$'
@@ -177,7 +185,7 @@ test_signal() {
 	expect_out sig '^read: EINTR$'
 	# A blocked read ended by SIGKILL does not leak the file.
 	bg_start reader dd if=${DEV}0 bs=1 count=1 status=none
-	sleep 0.5
+	wait_blocked reader $NR_read
 	kill -KILL "$(bg_pid reader)"
 	bg_wait reader 10 || true
 	"$SDTOOL" stats ${DEV}0 | grep -q "open_files=1 " || fail "a killed reader leaked its file"
@@ -216,7 +224,7 @@ test_unload_idle() {
 require_module
 ktap_print_header
 ktap_set_plan 16
-run_case "the guest has at least 2 CPUs" test_smp_guest
+run_case "the guest has the vCPUs asked for (VM_CPUS), an SMP kernel 64" test_smp_guest
 run_case "load and unload" test_load_unload
 run_case "device nodes appear and disappear" test_nodes
 run_case "valid parameters" test_valid_params

@@ -9,6 +9,8 @@
 #   KTAP_HELPERS    the kernel's tools/testing/selftests/kselftest/ktap_helpers.sh
 #   SDTOOL          the sdtool binary (default: the one built next to this file)
 #   UNLOAD_TIMEOUT  seconds rmmod may take once nothing holds the module (60)
+#   SAFEDETACH_CASES  a regex: run only the cases whose description matches
+#                   it, report the others as skipped (make check-teeth)
 
 TESTS_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 SAFEDETACH_KO=${SAFEDETACH_KO:-$TESTS_DIR/../safedetach.ko}
@@ -23,12 +25,9 @@ fi
 # shellcheck source=/dev/null
 . "$KTAP_HELPERS"
 
-# Kernel log lines that fail a test case, whatever the case checked.
-KLOG_BAD='BUG:|WARNING:|KASAN|Oops|general protection fault|Kernel panic|'
-KLOG_BAD+='kernel BUG|INFO: task .* blocked for more than|soft lockup|hard LOCKUP|'
-KLOG_BAD+='detected stall|possible circular locking|possible recursive locking|'
-KLOG_BAD+='inconsistent lock state|lock held when returning|UBSAN|refcount_t:|'
-KLOG_BAD+='list_add corruption|list_del corruption|Unable to handle|segfault at'
+# KLOG_BAD, TAINT_LETTERS, TAINT_EXPECTED.
+# shellcheck source=klog-patterns.sh
+. "$TESTS_DIR/klog-patterns.sh"
 
 # log MSG...: a KTAP diagnostic line.
 log() { echo "# $*"; }
@@ -121,20 +120,118 @@ expect_out() {
 # wait_out NAME REGEX TIMEOUT: wait until NAME's output matches.
 wait_out() { wait_until "$3" "$1 to print /$2/" out_has "$1" "$2"; }
 
-# A kernel log mark: the number of lines already read.
-klog_mark() { dmesg | wc -l; }
-
-# klog_since MARK: the kernel log lines after MARK.
-klog_since() { dmesg | tail -n +$(($1 + 1)); }
-
-# klog_check MARK: fail, showing them, if bad lines were logged after MARK.
-klog_check() {
-	local bad
-	bad=$(klog_since "$1" | grep -E -A25 -- "$KLOG_BAD") || return 0
-	log "kernel log:"
-	printf '%s\n' "$bad" | head -n 60 | sed 's/^/#   /'
-	fail "the kernel log has errors"
+# klog_mark NAME: write a unique marker line to the kernel log and print it.
+# A case's window of the log starts at its marker, wherever the log has
+# wrapped to; klog_since fails if the marker is gone.
+klog_mark() {
+	local m
+	m="safedetach-selftest: $1 $(cat /proc/sys/kernel/random/uuid)"
+	echo "$m" >/dev/kmsg
+	echo "$m"
 }
+
+# klog_since MARK: the kernel log lines after the line that ends with MARK;
+# status 3 if MARK is not in the log (any more).
+klog_since() {
+	dmesg | awk -v m="$1" 'seen { print } !seen && index($0, m) { seen = 1 }
+		END { exit seen ? 0 : 3 }'
+}
+
+# taint_letters MASK: the taint flags of MASK as letters.
+taint_letters() {
+	local mask=$1 i out=
+	for ((i = 0; i < ${#TAINT_LETTERS}; i++)); do
+		(((mask >> i) & 1)) && out+=${TAINT_LETTERS:i:1}
+	done
+	echo "${out:-none}"
+}
+
+# tainted: the kernel's taint mask.
+tainted() { cat /proc/sys/kernel/tainted; }
+
+# lockdep_on: lockdep has not turned itself off (after its first report
+# it stops checking, and every later case would pass unchecked).
+lockdep_on() { grep -Eq '^ *debug_locks: +1$' /proc/lockdep_stats; }
+
+# klog_check MARK TAINT: fail, showing why, if bad lines were logged after
+# MARK, if MARK is gone, if a taint flag other than those in TAINT (and O)
+# appeared, or if lockdep turned itself off.
+klog_check() {
+	local bad st=0 new
+	bad=$(klog_since "$1") || st=$?
+	if [ $st -eq 3 ]; then
+		fail "the case's marker is gone from the kernel log (it wrapped): its reports cannot be checked"
+		return 1
+	fi
+	new=$(($(tainted) & ~($2 | TAINT_EXPECTED)))
+	if bad=$(printf '%s\n' "$bad" | grep -E -A25 -- "$KLOG_BAD"); then
+		log "kernel log:"
+		printf '%s\n' "$bad" | head -n 60 | sed 's/^/#   /'
+		st=1
+		log "FAIL: the kernel log has errors"
+	fi
+	if [ $new -ne 0 ]; then
+		log "FAIL: the kernel was tainted $(taint_letters $new) during the case"
+		st=1
+	fi
+	if ! lockdep_on; then
+		log "FAIL: lockdep has turned itself off (debug_locks is 0)"
+		st=1
+	fi
+	return $((st != 0))
+}
+
+# task_blocked PID SYSCALL: PID, or a thread or a process of its session
+# (bg_start gives each client a session of its own), sleeps inside system
+# call SYSCALL (a number, see /proc/PID/syscall) or, if SYSCALL is not a
+# number, in a kernel function matching it (/proc/PID/wchan).
+task_blocked() {
+	local pid=$1 want=$2 t state nr
+	for t in $(pgrep -s "$pid" | sed 's|.*|/proc/&/task/*|'); do
+		state=$(sed -E 's/^[0-9]+ \(.*\) ([A-Z]) .*/\1/' "$t/stat" 2>/dev/null) || continue
+		case $state in S | D) ;; *) continue ;; esac
+		if [[ $want =~ ^[0-9]+$ ]]; then
+			nr=$(cut -d' ' -f1 "$t/syscall" 2>/dev/null) || continue
+			[ "$nr" = "$want" ] && return 0
+		else
+			grep -Eq -- "$want" "$t/wchan" 2>/dev/null && return 0
+		fi
+	done
+	return 1
+}
+
+# wait_blocked NAME SYSCALL|WCHAN-REGEX: wait (up to 30 s) until background
+# process NAME is asleep in that system call or kernel function; fail if it
+# never gets there. This, not a sleep, is how a case knows that a client is
+# blocked inside the driver before it unloads it.
+wait_blocked() {
+	local pid
+	pid=$(bg_pid "$1")
+	wait_until 30 "$1 (pid $pid) to block in $2" task_blocked "$pid" "$2" || {
+		log "$1: state $(cut -d' ' -f3 /proc/"$pid"/stat 2>/dev/null)," \
+			"wchan $(cat /proc/"$pid"/wchan 2>/dev/null), syscall $(cat /proc/"$pid"/syscall 2>/dev/null)"
+		return 1
+	}
+}
+
+# holds_open NAME PATH: a process of background process NAME's session has
+# PATH open.
+holds_open() {
+	local p
+	for p in $(pgrep -s "$(bg_pid "$1")"); do
+		find /proc/"$p"/fd -lname "$2" 2>/dev/null | grep -q . && return 0
+	done
+	return 1
+}
+
+# System call numbers for wait_blocked (x86_64 and the generic table of
+# arm64 differ; /proc/PID/syscall reports the native number).
+case $(uname -m) in
+x86_64) NR_read=0 NR_write=1 NR_io_uring_enter=426 NR_delete_module=176 ;;
+aarch64) NR_read=63 NR_write=64 NR_io_uring_enter=426 NR_delete_module=106 ;;
+esac
+# Where a call sleeps in the driver's FIFO (a `CondVar` wait, rust/fifo.rs).
+FIFO_WAIT_WCHAN="CondVar|condvar"
 
 # cleanup: kill what a case left running and unload the module.
 cleanup() {
@@ -167,16 +264,22 @@ ensure_unloaded() {
 # The case passes if FUNCTION returns 0 and the kernel log stays clean.
 # Whatever happens, background processes are killed and the module unloaded.
 run_case() {
-	local desc=$1 mark rc=0 start
+	local desc=$1 mark rc=0 start taint
 	shift
-	mark=$(klog_mark)
+	CASE_NR=$((CASE_NR + 1))
+	if [ -n "${SAFEDETACH_CASES:-}" ] && ! [[ $desc =~ $SAFEDETACH_CASES ]]; then
+		ktap_test_skip "$desc (not selected by SAFEDETACH_CASES)"
+		return
+	fi
+	mark=$(klog_mark "$(basename -- "$0") case $CASE_NR begin")
+	taint=$(tainted)
 	start=$SECONDS
 	log "case: $desc"
 	# errexit only works in a subshell that is not itself tested with ||.
 	( set -e; "$@" )
 	rc=$?
 	cleanup
-	klog_check "$mark" || rc=1
+	klog_check "$mark" "$taint" || rc=1
 	log "took $((SECONDS - start)) s"
 	if [ $rc -eq 0 ]; then
 		ktap_test_pass "$desc"
@@ -195,5 +298,6 @@ require_module() {
 	ensure_unloaded
 }
 
+CASE_NR=0
 WORK=$(mktemp -d /tmp/safedetach-test.XXXXXX)
 trap 'cleanup; rm -rf "$WORK"' EXIT

@@ -3,7 +3,15 @@
 #
 # Run the safedetach selftests (TEST_PROGS of the Makefile, or the scripts
 # named on the command line), one KTAP document each, with a timeout per
-# script taken from `settings`. Meant to run inside the test VM as root.
+# script taken from `settings`, then a last document, "end-of-run", that
+# checks what no single case can: the whole kernel log since boot, the
+# taint flags, that KASAN, lockdep and kmemleak stayed armed, and that
+# kmemleak finds nothing allocated by the module. Meant to run inside the
+# test VM as root.
+#
+# Environment: EXPECT_CPUS (the vCPUs the guest must have; functional.sh
+# checks it), SAFEDETACH_END_OF_RUN=skip (no end-of-run document), plus
+# what lib.sh reads.
 set -uo pipefail
 cd -- "$(dirname -- "$0")"
 
@@ -11,6 +19,16 @@ timeout=$(sed -n 's/^timeout=//p' settings)
 progs=("$@")
 if [ ${#progs[@]} -eq 0 ]; then
 	read -ra progs <<<"$(sed -n 's/^TEST_PROGS := //p' Makefile)"
+fi
+
+KMEMLEAK=/sys/kernel/debug/kmemleak
+
+# Before the first case: debugfs for kmemleak and fault injection, and
+# nothing counted against the module that was there before it was loaded.
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+if [ -w $KMEMLEAK ]; then
+	echo scan >$KMEMLEAK 2>/dev/null
+	echo clear >$KMEMLEAK 2>/dev/null
 fi
 
 echo "# safedetach selftests on $(uname -r), $(nproc) CPUs: ${progs[*]}"
@@ -21,9 +39,73 @@ for prog in "${progs[@]}"; do
 	st=$?
 	case $st in
 	0) ;;
-	4) echo "# $prog: skipped" ;;
+	4) echo "# $prog: skipped as a whole"; rc=1 ;;
 	124 | 137) echo "# $prog: timed out after $timeout s"; rc=1 ;;
 	*) rc=1 ;;
 	esac
 done
+
+# The end-of-run checks, as one more KTAP document (all of them, whatever
+# SAFEDETACH_CASES selected; make check-teeth skips them in the runs of
+# broken variants with SAFEDETACH_END_OF_RUN=skip).
+[ "${SAFEDETACH_END_OF_RUN:-}" = skip ] && exit $rc
+echo "# selftests: safedetach: end-of-run"
+unset SAFEDETACH_CASES
+. ./lib.sh
+
+test_armed() {
+	grep -qw kasan_multi_shot /proc/cmdline ||
+		fail "KASAN is not multi-shot (kasan_multi_shot missing from the command line)"
+	lockdep_on || fail "lockdep has turned itself off"
+	[ -w $KMEMLEAK ] && head -c0 $KMEMLEAK ||
+		fail "kmemleak is not running ($KMEMLEAK is missing or refuses reads)"
+	log "kasan_multi_shot, debug_locks=1, kmemleak active"
+}
+
+test_whole_log() {
+	local first bad
+	first=$(dmesg | head -n1)
+	[[ $first == *"Linux version"* ]] ||
+		fail "the kernel log no longer starts at boot (it wrapped): first line '$first'"
+	if bad=$(dmesg | grep -E -A25 -- "$KLOG_BAD"); then
+		log "kernel log:"
+		printf '%s\n' "$bad" | head -n 80 | sed 's/^/#   /'
+		fail "the kernel log of the run has errors (between or outside cases too)"
+	fi
+	log "$(dmesg | wc -l) lines since boot, none bad"
+}
+
+test_taint() {
+	local t
+	t=$(tainted)
+	[ $((t & ~TAINT_EXPECTED)) -eq 0 ] ||
+		fail "the kernel is tainted $(taint_letters "$t") (only O is expected)"
+	log "taint: $(taint_letters "$t")"
+}
+
+# Frames in the module area (x86_64: 0xffffffffa0000000 up; arm64's
+# modules sit below the kernel image) or named after the module.
+test_kmemleak() {
+	local n
+	[ -w $KMEMLEAK ] || fail "kmemleak is not running"
+	echo scan >$KMEMLEAK || fail "kmemleak refused to scan"
+	cat $KMEMLEAK >"$WORK/leaks"
+	n=$(grep -c '^unreferenced object' "$WORK/leaks")
+	log "kmemleak: $n suspected leak(s) in the whole kernel since the first case"
+	if awk '/^unreferenced object/ { obj = $0; next }
+		/safedetach|0xffffffff[a-f][0-9a-f]+/ && obj != "" { print obj; print; hit = 1 }
+		END { exit !hit }' "$WORK/leaks" >"$WORK/ours"; then
+		sed 's/^/#   /' "$WORK/ours" | head -n 40
+		fail "kmemleak: memory allocated by safedetach was leaked"
+	fi
+}
+
+ktap_print_header
+ktap_set_plan 4
+run_case "KASAN multi-shot, lockdep and kmemleak are armed" test_armed
+run_case "the whole kernel log since boot is clean" test_whole_log
+run_case "no taint flag but O" test_taint
+run_case "kmemleak: nothing allocated by the module leaked" test_kmemleak
+ktap_print_totals
+[ "$KTAP_CNT_PASS" -eq "$KSFT_NUM_TESTS" ] || rc=1
 exit $rc

@@ -322,26 +322,30 @@ static int cmd_hold(const char *dev)
 }
 
 /*
- * Holds a unit open for @secs seconds and keeps calling read() on it with
- * random pauses of up to 1 ms: once the unit is closing, each call enters
- * the gate and backs out with ENODEV while this file keeps the gate busy.
- * Just before it closes the file it prints whether the module is still
- * loaded, which it must be while the file is open.
+ * Holds a unit open and keeps calling read() on it with random pauses of up
+ * to 1 ms. Once the unit is closing, each call enters the gate and backs
+ * out with ENODEV while this file keeps the gate busy: it prints "unit
+ * closing" at the first ENODEV and goes on for @secs more seconds. Just
+ * before it closes the file it prints whether the module is still loaded,
+ * which it must be while the file is open.
  */
 static int cmd_hammer(const char *dev, int secs)
 {
 	struct timespec pause = { 0 };
 	unsigned int seed = getpid();
-	time_t end = time(NULL) + secs;
+	time_t end = 0;
 	long calls = 0, enodev = 0;
 	int fd = open_or_die(dev, O_RDONLY | O_NONBLOCK);
 	char c;
 
 	printf("holding\n");
 	fflush(stdout);
-	while (time(NULL) < end) {
-		if (read(fd, &c, 1) < 0 && errno == ENODEV)
-			enodev++;
+	while (!end || time(NULL) < end) {
+		if (read(fd, &c, 1) < 0 && errno == ENODEV && !enodev++) {
+			end = time(NULL) + secs;
+			printf("unit closing\n");
+			fflush(stdout);
+		}
 		calls++;
 		pause.tv_nsec = (rand_r(&seed) % 1000) * 1000;
 		nanosleep(&pause, NULL);
@@ -488,16 +492,18 @@ static int cmd_splice(const char *dev)
 /*
  * Mixed random operations on units for @secs seconds (or until SIGTERM).
  * Files whose unit is going (ENODEV) are closed at once, as a well-behaved
- * client would. Counts operations and errnos; only the documented errnos
- * are allowed:
+ * client would, or, with @retry_ms > 0, kept and retried for up to that
+ * many milliseconds first, as a sloppy one would (which keeps the drain
+ * waiting while calls enter and back out). Counts operations, successes
+ * and errnos; only the documented errnos are allowed:
  * ENODEV (unit closing), ENOENT (node gone), ENXIO (number unmapped),
  * EAGAIN (O_NONBLOCK).
  */
-static int cmd_stress(int secs, unsigned int seed, int ndev, char **devs)
+static int cmd_stress(int secs, unsigned int seed, int retry_ms, int ndev, char **devs)
 {
 	enum { OPEN, READ, WRITE, IOCTL, POLL, CLOSE, NOPS };
 	static const char *const names[NOPS] = { "open", "read", "write", "ioctl", "poll", "close" };
-	long ops[NOPS] = { 0 }, errs[4] = { 0 }, bad = 0;
+	long ops[NOPS] = { 0 }, errs[4] = { 0 }, bad = 0, ok = 0, retried = 0;
 	int fds[8], i;
 	time_t end = time(NULL) + secs;
 	char buf[64];
@@ -544,11 +550,22 @@ static int cmd_stress(int secs, unsigned int seed, int ndev, char **devs)
 			break;
 		}
 		ops[op]++;
-		if (ret >= 0)
+		if (ret >= 0) {
+			ok++;
 			continue;
+		}
 		e = errno;
-		/* A well-behaved client closes a file whose unit is going. */
 		if (e == ENODEV && op != OPEN && op != CLOSE) {
+			/* A sloppy client retries on the same file for a while. */
+			struct timespec t0, t;
+
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			do {
+				if (read(fds[slot], buf, 1) < 0 && errno == ENODEV)
+					retried++;
+				clock_gettime(CLOCK_MONOTONIC, &t);
+			} while (!stop && (t.tv_sec - t0.tv_sec) * 1000 +
+					  (t.tv_nsec - t0.tv_nsec) / 1000000 < retry_ms);
 			close(fds[slot]);
 			fds[slot] = -1;
 		}
@@ -566,11 +583,48 @@ static int cmd_stress(int secs, unsigned int seed, int ndev, char **devs)
 	for (i = 0; i < 8; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	printf("stress: open=%ld read=%ld write=%ld ioctl=%ld poll=%ld close=%ld "
-	       "ENODEV=%ld ENOENT=%ld ENXIO=%ld EAGAIN=%ld undocumented=%ld\n",
-	       ops[OPEN], ops[READ], ops[WRITE], ops[IOCTL], ops[POLL], ops[CLOSE],
-	       errs[0], errs[1], errs[2], errs[3], bad);
+	printf("stress: ok=%ld open=%ld read=%ld write=%ld ioctl=%ld poll=%ld close=%ld "
+	       "ENODEV=%ld ENOENT=%ld ENXIO=%ld EAGAIN=%ld retried=%ld undocumented=%ld\n",
+	       ok, ops[OPEN], ops[READ], ops[WRITE], ops[IOCTL], ops[POLL], ops[CLOSE],
+	       errs[0], errs[1], errs[2], errs[3], retried, bad);
 	return bad ? 1 : 0;
+}
+
+/*
+ * Makes the @nth fallible allocation (or other fault-injection point) of
+ * the next system call fail (/proc/thread-self/fail-nth), then makes that
+ * call: "finit" loads the module @path with @params, "open" opens @path.
+ * Prints the call's result and whether the fault was injected (fail-nth
+ * reads back 0 once it fired).
+ */
+static int cmd_failnth(const char *what, const char *path, int nth, const char *params)
+{
+	char buf[32];
+	int fd, ffd = -1, ret, e, injected;
+	ssize_t n;
+
+	if (!strcmp(what, "finit"))
+		ffd = open_or_die(path, O_RDONLY | O_CLOEXEC);
+	fd = open("/proc/thread-self/fail-nth", O_RDWR);
+	if (fd < 0)
+		die("/proc/thread-self/fail-nth: %s", strerror(errno));
+	n = snprintf(buf, sizeof(buf), "%d", nth);
+	if (write(fd, buf, n) != n)
+		die("write fail-nth: %s", strerror(errno));
+	if (ffd >= 0)
+		ret = syscall(SYS_finit_module, ffd, params, 0);
+	else
+		ret = open(path, O_RDWR | O_NONBLOCK);
+	e = ret < 0 ? errno : 0;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = 0;
+	injected = atoi(buf) == 0;
+	/* Disarm whatever is left before anything else allocates. */
+	write(fd, "0", 1);
+	printf("failnth %d: %s, %s\n", nth, errname(e), injected ? "injected" : "not reached");
+	if (ret >= 0 && ffd < 0)
+		close(ret);
+	return 0;
 }
 
 /* A sequence-numbered record. */
@@ -676,7 +730,8 @@ static void usage(void)
 		"usage: sdtool stats|badinput|block-read|block-write|epoll|poll|hold|signal|"
 		"scm|uring|splice DEV\n"
 		"       sdtool procfd|hammer DEV SECS\n"
-		"       sdtool stress SECS SEED DEV...\n"
+		"       sdtool stress SECS SEED [--retry-ms MS] DEV...\n"
+		"       sdtool failnth finit KO N PARAMS | failnth open DEV N\n"
 		"       sdtool seq DEV WRITERS READERS COUNT\n");
 	exit(2);
 }
@@ -714,8 +769,15 @@ int main(int argc, char **argv)
 		return cmd_hammer(argv[2], atoi(argv[3]));
 	if (argc == 4 && !strcmp(cmd, "procfd"))
 		return cmd_procfd(argv[2], atoi(argv[3]));
+	if (argc >= 7 && !strcmp(cmd, "stress") && !strcmp(argv[4], "--retry-ms"))
+		return cmd_stress(atoi(argv[2]), strtoul(argv[3], NULL, 0), atoi(argv[5]),
+				  argc - 6, argv + 6);
 	if (argc >= 5 && !strcmp(cmd, "stress"))
-		return cmd_stress(atoi(argv[2]), strtoul(argv[3], NULL, 0), argc - 4, argv + 4);
+		return cmd_stress(atoi(argv[2]), strtoul(argv[3], NULL, 0), 0, argc - 4, argv + 4);
+	if (argc == 6 && !strcmp(cmd, "failnth") && !strcmp(argv[2], "finit"))
+		return cmd_failnth("finit", argv[3], atoi(argv[4]), argv[5]);
+	if (argc == 5 && !strcmp(cmd, "failnth") && !strcmp(argv[2], "open"))
+		return cmd_failnth("open", argv[3], atoi(argv[4]), NULL);
 	if (argc == 6 && !strcmp(cmd, "seq"))
 		return cmd_seq(argv[2], atoi(argv[3]), atoi(argv[4]), atol(argv[5]));
 	usage();

@@ -24,9 +24,8 @@ test_tail_f() {
 	load
 	printf 'hello\n' >${DEV}0
 	bg_start tail tail -f ${DEV}0
-	# tail reads to the end before it prints: it is now blocked in read().
-	sleep 2
-	kill -0 "$(bg_pid tail)" || fail "tail -f exited early"
+	# tail reads to the end, then blocks in read() of the empty unit.
+	wait_blocked tail $NR_read
 	unload
 	wait_until 20 "tail -f to exit" sh -c "! kill -0 $(bg_pid tail) 2>/dev/null"
 	! bg_wait tail 1 || fail "tail -f exited with status 0"
@@ -52,7 +51,10 @@ except OSError as e:
 	wait_out writer blocking 10
 	wait_out epoll blocking 10
 	wait_out select blocking 10
-	sleep 1
+	wait_blocked reader $NR_read
+	wait_blocked writer $NR_write
+	wait_blocked epoll ep_poll
+	wait_blocked select 'do_select|poll_schedule_timeout'
 	unload
 	bg_wait reader 10
 	bg_wait writer 10
@@ -89,26 +91,34 @@ test_holder_named() {
 
 # While a file holds the gate, calls on it keep entering and backing out:
 # the drain must not mistake those exits for the holder's (an exit counted
-# without its entrance is what summing entrances first would allow).
+# without its entrance is what summing entrances first would allow). The
+# drain must wait, and name the holder, for as long as the file is open;
+# if it ended early its own check would WARN, which fails the case.
 test_hammered_holder() {
+	local pid mark
 	load
 	bg_start hammer "$SDTOOL" hammer ${DEV}0 8
 	wait_out hammer holding 10
-	sleep 1
+	pid=$(bg_pid hammer)
+	mark=$(klog_mark "hammered holder")
 	rmmod_bg
-	wait_out hammer closing 30
+	wait_out hammer 'unit closing' 30
+	wait_until 30 "the log to name pid $pid" \
+		sh -c "dmesg | awk -v m='$mark' 'f; index(\$0, m) { f = 1 }' | grep -q 'safedetach0: held open by pid $pid (sdtool)'"
+	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while the hammer held its file"
+	bg_wait hammer 30
 	expect_out hammer '^closing, module loaded$'
-	bg_wait hammer 20
 	expect_out hammer 'hammer: [0-9]+ calls, [1-9][0-9]* ENODEV'
 	log "$(grep hammer: "$WORK/hammer.out")"
 	rmmod_done
+	klog_since "$mark" | grep -q 'safedetach0: drained after' ||
+		fail "the drain did not report that it waited for the hammer"
 }
 
 test_procfd_reopen() {
 	load
 	bg_start procfd "$SDTOOL" procfd ${DEV}0 120
 	wait_out procfd reopening 10
-	sleep 1
 	rmmod_bg
 	bg_wait procfd 60
 	expect_out procfd '^reopen: (ENODEV|ENXIO) after [0-9]+ reopens$'
@@ -144,7 +154,6 @@ os.waitpid(pid, 0)
 print('parent done', flush=True)
 "
 	wait_out forked 'child holding' 10
-	sleep 1
 	rmmod_bg
 	bg_wait forked 60
 	expect_out forked '^child write: No such device$'
@@ -156,7 +165,7 @@ test_scm_rights() {
 	load
 	bg_start scm "$SDTOOL" scm ${DEV}2
 	wait_out scm received 10
-	sleep 1
+	wait_blocked scm $NR_read
 	rmmod_bg
 	bg_wait scm 60
 	expect_out scm '^read: ENODEV$'
@@ -167,7 +176,10 @@ test_io_uring() {
 	load
 	bg_start uring "$SDTOOL" uring ${DEV}0
 	wait_out uring submitted 10
-	sleep 1
+	# The read runs in an io-wq worker thread of the process, blocked in
+	# the driver's read; the submitter waits for the completion.
+	wait_blocked uring "$NR_io_uring_enter"
+	wait_blocked uring "$FIFO_WAIT_WCHAN"
 	rmmod_bg
 	bg_wait uring 60
 	expect_out uring '^uring-read: ENODEV$'
@@ -184,14 +196,27 @@ test_splice() {
 }
 
 test_concurrent_rmmod() {
-	local i ok=0
+	local i ok=0 running
 	load
 	bg_start hold "$SDTOOL" hold ${DEV}0
 	wait_out hold holding 10
 	for i in 1 2 3 4; do
 		bg_start rmmod$i rmmod $MODNAME
 	done
-	sleep 3
+	# One rmmod runs the module's exit and waits in the drain; the others
+	# find the module going and fail.
+	one_running() {
+		local n=0 i
+		for i in 1 2 3 4; do
+			kill -0 "$(bg_pid rmmod$i)" 2>/dev/null && n=$((n + 1))
+		done
+		[ $n -eq 1 ]
+	}
+	wait_until 30 "three of four rmmods to fail" one_running
+	for i in 1 2 3 4; do
+		kill -0 "$(bg_pid rmmod$i)" 2>/dev/null && running=rmmod$i
+	done
+	wait_blocked "$running" "$NR_delete_module"
 	kill -TERM "$(bg_pid hold)"
 	bg_wait hold 10
 	for i in 1 2 3 4; do
@@ -205,6 +230,14 @@ test_concurrent_rmmod() {
 	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
 }
 
+# traffic_on UNIT...: every UNIT has had bytes written and read.
+traffic_on() {
+	local i
+	for i in "$@"; do
+		"$SDTOOL" stats ${DEV}$i | grep -Eq 'bytes_written=[1-9][0-9]* bytes_read=[1-9]' || return 1
+	done
+}
+
 test_unload_under_io() {
 	local i
 	load capacity=256
@@ -212,7 +245,7 @@ test_unload_under_io() {
 		bg_start cat$i sh -c "cat ${DEV}$i >/dev/null"
 		bg_start dd$i dd if=/dev/zero of=${DEV}$i bs=64 conv=nocreat status=none
 	done
-	sleep 3
+	wait_until 30 "data to flow through every unit" traffic_on 0 1 2 3
 	unload
 	for i in 0 1 2 3; do
 		bg_wait cat$i 20 || true
@@ -222,9 +255,27 @@ test_unload_under_io() {
 	done
 }
 
+# Right after rmmod, load again and use the new units for a few seconds: the
+# old units' cdevs and anchors are released late (CONFIG_DEBUG_KOBJECT_RELEASE
+# delays every kobject release by 1 to 4 s), and nothing may touch the old
+# units' memory then.
+test_reload_at_once() {
+	local end
+	load
+	printf 'old' >${DEV}0
+	unload
+	load
+	end=$((SECONDS + 6))
+	while [ $SECONDS -lt $end ]; do
+		printf 'new' >${DEV}1
+		[ "$(dd if=${DEV}1 bs=3 count=1 status=none)" = new ] || fail "the new unit lost data"
+	done
+	unload
+}
+
 require_module
 ktap_print_header
-ktap_set_plan 11
+ktap_set_plan 12
 run_case "tail -f then rmmod (Rust-for-Linux #1182)" test_tail_f
 run_case "blocked reader, writer, epoll and select waiters woken" test_sleepers_woken
 run_case "rmmod waits for an idle holder and names it" test_holder_named
@@ -236,4 +287,5 @@ run_case "io_uring read in flight" test_io_uring
 run_case "splice from a unit into a pipe" test_splice
 run_case "four concurrent rmmods" test_concurrent_rmmod
 run_case "rmmod under cat and dd traffic" test_unload_under_io
+run_case "reload at once while the old cdevs are released late" test_reload_at_once
 ktap_finished
