@@ -80,7 +80,9 @@ use core::{
 };
 use kernel::{new_mutex, prelude::*, str::CString, sync::Mutex, time::msecs_to_jiffies};
 
-/// How often [`Gate::drain`] logs what it is still waiting for.
+/// When [`Gate::drain`] first logs what it is waiting for, after it started.
+pub(crate) const FIRST_REPORT_MS: u32 = 1000;
+/// How often [`Gate::drain`] logs what it is still waiting for after that.
 pub(crate) const REPORT_INTERVAL_MS: u32 = 5000;
 
 /// One open file that holds a gate open, for the drain's diagnostics.
@@ -258,8 +260,9 @@ impl<T> Gate<T> {
 
     /// Waits until every pass, open file and operation, has ended.
     ///
-    /// The gate must be closed first. Logs every [`REPORT_INTERVAL_MS`]
-    /// what it is still waiting for. May sleep for as long as a file stays
+    /// The gate must be closed first. Logs what it is still waiting for
+    /// [`FIRST_REPORT_MS`] after it started and every [`REPORT_INTERVAL_MS`]
+    /// after that. May sleep for as long as a file stays
     /// open.
     pub(crate) fn drain(&self) {
         if variant::SKIP_DRAIN || variant::NO_GATE {
@@ -278,7 +281,10 @@ impl<T> Gate<T> {
             return;
         }
         let start = diag::ktime_ms();
-        let mut rounds = 0u32;
+        // Reports are due by the clock, not by timeouts of the wait: a
+        // holder whose calls keep backing out wakes the drainer all the
+        // time, and must be named all the same.
+        let mut next_report = start + i64::from(FIRST_REPORT_MS);
         let mut waited = false;
         loop {
             self.drained.reinit();
@@ -298,13 +304,14 @@ impl<T> Gate<T> {
                 break;
             }
             waited = true;
-            if !self
-                .drained
-                .wait_timeout(msecs_to_jiffies(REPORT_INTERVAL_MS))
-            {
-                rounds += 1;
-                self.report(rounds);
+            let now = diag::ktime_ms();
+            if now >= next_report {
+                self.report(now - start);
+                next_report = now + i64::from(REPORT_INTERVAL_MS);
             }
+            // At most `REPORT_INTERVAL_MS`, so the conversion cannot fail.
+            let left = u32::try_from(next_report - now).unwrap_or(REPORT_INTERVAL_MS);
+            self.drained.wait_timeout(msecs_to_jiffies(left.max(1)));
         }
         let mut book = self.book.lock();
         book.drained = Some(Tail::now());
@@ -322,15 +329,15 @@ impl<T> Gate<T> {
         }
     }
 
-    /// Logs who keeps the drain waiting.
+    /// Logs who keeps the drain waiting, `waited_ms` after it started.
     #[cold]
-    fn report(&self, rounds: u32) {
+    fn report(&self, waited_ms: i64) {
         let (files, calls) = self.usage();
         let name = self.name.to_str().unwrap_or("?");
         pr_info!(
             "{}: unload waiting {} s: {} open file(s), {} call(s) in flight\n",
             name,
-            rounds as u64 * REPORT_INTERVAL_MS as u64 / 1000,
+            waited_ms / 1000,
             files,
             calls
         );

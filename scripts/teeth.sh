@@ -156,7 +156,7 @@ for t in "${selected[@]}"; do
 	# What the case printed, and the kernel log from its marker on.
 	awk -v d="# case: $desc" 'index($0, d) == 1 { on = 1 } on { print } on && /^(not )?ok [0-9]+ / { exit }' "$k" >"$out/$name.case"
 	awk '/safedetach-selftest: .* case [0-9]+ begin/ { buf = "" } { buf = buf $0 "\n" } END { printf "%s", buf }' "$log" >>"$out/$name.case"
-	result=$(grep -E "^(not )?ok [0-9]+ $desc" "$k" | head -n1)
+	result=$(grep -E "^(not )?ok [0-9]+ " "$k" | grep -F -- "$desc" | head -n1)
 	found=$(grep -aoE -- "$reason" "$out/$name.case" | head -n1 || true)
 	if ! grep -q "deliberately broken test variant '$v'" "$log"; then
 		why="NOT CAUGHT: the variant's banner is not in the kernel log (was it loaded?)"

@@ -85,8 +85,8 @@ while fds:
             os.close(key.fd)
 print('closed:', sorted(set(errors.values())), len(errors), flush=True)
 "
-	wait_out py 'got ping' 20
-	wait_blocked py ep_poll
+	wait_out py 'got ping' 30
+	wait_blocked py "$EPOLL_WCHAN"
 	unload
 	bg_wait py 30
 	expect_out py "^closed: \['No such device'\] 4$"

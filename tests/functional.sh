@@ -161,8 +161,8 @@ test_poll() {
 	# epoll wakes up when data arrives.
 	dd if=${DEV}0 bs=4 count=1 status=none >/dev/null
 	bg_start ep "$SDTOOL" epoll ${DEV}0
-	wait_out ep blocking 10
-	wait_blocked ep ep_poll
+	wait_out ep blocking 30
+	wait_blocked ep "$EPOLL_WCHAN"
 	printf 'x' >${DEV}0
 	bg_wait ep 10
 	expect_out ep '^epoll: IN$'

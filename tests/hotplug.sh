@@ -12,11 +12,11 @@ set -uo pipefail
 
 # The CPUs that can go offline.
 hotpluggable() {
-	local c
-	for c in /sys/devices/system/cpu/cpu[0-9]*/online; do
-		c=${c%/online}
-		echo "${c##*/cpu}"
-	done | sort -n
+	local c max
+	max=$(cat /sys/devices/system/cpu/kernel_max)
+	for ((c = 1; c <= max; c++)); do
+		[ -e /sys/devices/system/cpu/cpu$c/online ] && echo $c
+	done
 }
 
 cpu_set() { echo "$2" >/sys/devices/system/cpu/cpu$1/online; }
@@ -80,7 +80,7 @@ test_count_on_offline_cpu() {
 	[ -n "$cpu" ] || fail "no CPU can go offline"
 	load
 	bg_start hold taskset -c "$cpu" "$SDTOOL" hold ${DEV}2
-	wait_out hold holding 10
+	wait_out hold holding 30
 	pid=$(bg_pid hold)
 	# More passes that begin and end on that CPU.
 	taskset -c "$cpu" "$SDTOOL" stats ${DEV}2 >/dev/null
@@ -89,11 +89,10 @@ test_count_on_offline_cpu() {
 	log "pid $pid opened ${DEV}2 on cpu$cpu, which is now offline"
 	mark=$(klog_mark "offline holder")
 	rmmod_bg
-	wait_until 30 "the log to name pid $pid" \
-		sh -c "dmesg | awk -v m='$mark' 'f; index(\$0, m) { f = 1 }' | grep -q 'safedetach2: held open by pid $pid (sdtool)'"
+	wait_until 30 "the log to name pid $pid" klog_has "$mark" "safedetach2: held open by pid $pid (sdtool)"
 	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while a file opened on an offline CPU was open"
 	kill -USR1 "$pid"
-	wait_out hold '^read: ENODEV$' 10
+	wait_out hold '^read: ENODEV$' 30
 	kill -TERM "$pid"
 	bg_wait hold 10
 	bg_wait rmmod "$UNLOAD_TIMEOUT" || fail "rmmod did not return after the holder closed"
@@ -108,7 +107,7 @@ test_hotplug_during_drain() {
 	[ -n "$(hotpluggable)" ] || fail "no CPU can go offline"
 	load
 	bg_start hold "$SDTOOL" hold ${DEV}1
-	wait_out hold holding 10
+	wait_out hold holding 30
 	pid=$(bg_pid hold)
 	devs=$(echo ${DEV}{0..3})
 	for ((i = 0; i < 4; i++)); do

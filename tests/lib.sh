@@ -125,7 +125,7 @@ wait_out() { wait_until "$3" "$1 to print /$2/" out_has "$1" "$2"; }
 # wrapped to; klog_since fails if the marker is gone.
 klog_mark() {
 	local m
-	m="safedetach-selftest: $1 $(cat /proc/sys/kernel/random/uuid)"
+	m="safedetach-selftest: ${1:-mark} $(cat /proc/sys/kernel/random/uuid)"
 	echo "$m" >/dev/kmsg
 	echo "$m"
 }
@@ -136,6 +136,9 @@ klog_since() {
 	dmesg | awk -v m="$1" 'seen { print } !seen && index($0, m) { seen = 1 }
 		END { exit seen ? 0 : 3 }'
 }
+
+# klog_has MARK TEXT: the kernel log after MARK has a line containing TEXT.
+klog_has() { klog_since "$1" | grep -qF -- "$2"; }
 
 # taint_letters MASK: the taint flags of MASK as letters.
 taint_letters() {
@@ -230,8 +233,11 @@ case $(uname -m) in
 x86_64) NR_read=0 NR_write=1 NR_io_uring_enter=426 NR_delete_module=176 ;;
 aarch64) NR_read=63 NR_write=64 NR_io_uring_enter=426 NR_delete_module=106 ;;
 esac
-# Where a call sleeps in the driver's FIFO (a `CondVar` wait, rust/fifo.rs).
+# Where a call sleeps in the driver's FIFO (a `CondVar` wait, rust/fifo.rs),
+# in epoll_wait() and in select().
 FIFO_WAIT_WCHAN="CondVar|condvar"
+EPOLL_WCHAN="ep_poll|do_epoll_wait"
+SELECT_WCHAN="do_select|poll_schedule_timeout|core_sys_select"
 
 # cleanup: kill what a case left running and unload the module.
 cleanup() {
