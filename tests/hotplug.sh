@@ -15,7 +15,7 @@ hotpluggable() {
 	local c max
 	max=$(cat /sys/devices/system/cpu/kernel_max)
 	for ((c = 1; c <= max; c++)); do
-		[ -e /sys/devices/system/cpu/cpu$c/online ] && echo $c
+		[ ! -e /sys/devices/system/cpu/cpu$c/online ] || echo $c
 	done
 }
 

@@ -169,7 +169,7 @@ klog_check() {
 	new=$(($(tainted) & ~($2 | TAINT_EXPECTED)))
 	if bad=$(printf '%s\n' "$bad" | grep -E -A25 -- "$KLOG_BAD"); then
 		log "kernel log:"
-		printf '%s\n' "$bad" | head -n 60 | sed 's/^/#   /'
+		printf '%s\n' "$bad" | sed -n 's/^/#   /; 1,60p'
 		st=1
 		log "FAIL: the kernel log has errors"
 	fi

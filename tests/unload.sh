@@ -85,7 +85,7 @@ test_holder_named() {
 	kill -TERM "$pid"
 	bg_wait hold 10
 	rmmod_done
-	klog_since "$mark" | sed -n 's/^.*safedetach/# safedetach/p' | head -n 8
+	klog_since "$mark" | sed -n '/safedetach/ { s/^.*safedetach/# safedetach/p }' | sed -n 1,8p
 }
 
 # While a file holds the gate, calls on it keep entering and backing out:
