@@ -83,7 +83,7 @@ run_guest() {
 	# shellcheck disable=SC2086
 	scripts/vm-run.sh --timeout 1200 --cpus "$VM_CPUS" --log "$out/$name-kernel.log" -- \
 		env KTAP_HELPERS="$ktap" SAFEDETACH_KO="$SAFEDETACH_TOP/$ko" \
-		SAFEDETACH_CASES="$cases" SAFEDETACH_END_OF_RUN="$end" EXPECT_CPUS="$VM_CPUS" STRESS_SECONDS=2 UNLOAD_TIMEOUT=20 \
+		SAFEDETACH_CASES="$cases" SAFEDETACH_END_OF_RUN="$end" EXPECT_CPUS="$VM_CPUS" STRESS_SECONDS=2 \
 		tests/run_tests.sh $scripts >"$out/$name.ktap" 2>&1 || rc=$?
 	return $rc
 }

@@ -85,7 +85,7 @@ while fds:
             os.close(key.fd)
 print('closed:', sorted(set(errors.values())), len(errors), flush=True)
 "
-	wait_out py 'got ping' 30
+	wait_out py 'got ping' 120
 	wait_blocked py "$EPOLL_WCHAN"
 	unload
 	bg_wait py 30
@@ -122,7 +122,7 @@ print('ok', ok, 'enodev', errors, flush=True)
 "
 	done
 	for i in 0 1 2; do
-		wait_out py$i open 60
+		wait_out py$i open 120
 	done
 	wait_until 30 "the clients to make calls" sh -c \
 		"$SDTOOL stats ${DEV}2 | grep -Eq 'bytes_read=[1-9]'"

@@ -161,7 +161,7 @@ test_poll() {
 	# epoll wakes up when data arrives.
 	dd if=${DEV}0 bs=4 count=1 status=none >/dev/null
 	bg_start ep "$SDTOOL" epoll ${DEV}0
-	wait_out ep blocking 30
+	wait_out ep blocking 120
 	wait_blocked ep "$EPOLL_WCHAN"
 	printf 'x' >${DEV}0
 	bg_wait ep 10

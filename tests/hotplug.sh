@@ -80,7 +80,7 @@ test_count_on_offline_cpu() {
 	[ -n "$cpu" ] || fail "no CPU can go offline"
 	load
 	bg_start hold taskset -c "$cpu" "$SDTOOL" hold ${DEV}2
-	wait_out hold holding 30
+	wait_out hold holding 120
 	pid=$(bg_pid hold)
 	# More passes that begin and end on that CPU.
 	taskset -c "$cpu" "$SDTOOL" stats ${DEV}2 >/dev/null
@@ -89,10 +89,10 @@ test_count_on_offline_cpu() {
 	log "pid $pid opened ${DEV}2 on cpu$cpu, which is now offline"
 	mark=$(klog_mark "offline holder")
 	rmmod_bg
-	wait_until 30 "the log to name pid $pid" klog_has "$mark" "safedetach2: held open by pid $pid (sdtool)"
+	wait_until 60 "the log to name pid $pid" klog_has "$mark" "safedetach2: held open by pid $pid (sdtool)"
 	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while a file opened on an offline CPU was open"
 	kill -USR1 "$pid"
-	wait_out hold '^read: ENODEV$' 30
+	wait_out hold '^read: ENODEV$' 120
 	kill -TERM "$pid"
 	bg_wait hold 10
 	bg_wait rmmod "$UNLOAD_TIMEOUT" || fail "rmmod did not return after the holder closed"
@@ -107,7 +107,7 @@ test_hotplug_during_drain() {
 	[ -n "$(hotpluggable)" ] || fail "no CPU can go offline"
 	load
 	bg_start hold "$SDTOOL" hold ${DEV}1
-	wait_out hold holding 30
+	wait_out hold holding 120
 	pid=$(bg_pid hold)
 	devs=$(echo ${DEV}{0..3})
 	for ((i = 0; i < 4; i++)); do

@@ -203,14 +203,14 @@ task_blocked() {
 	return 1
 }
 
-# wait_blocked NAME SYSCALL|WCHAN-REGEX: wait (up to 30 s) until background
+# wait_blocked NAME SYSCALL|WCHAN-REGEX: wait (up to 120 s) until background
 # process NAME is asleep in that system call or kernel function; fail if it
 # never gets there. This, not a sleep, is how a case knows that a client is
 # blocked inside the driver before it unloads it.
 wait_blocked() {
 	local pid
 	pid=$(bg_pid "$1")
-	wait_until 30 "$1 (pid $pid) to block in $2" task_blocked "$pid" "$2" || {
+	wait_until 120 "$1 (pid $pid) to block in $2" task_blocked "$pid" "$2" || {
 		log "$1: state $(cut -d' ' -f3 /proc/"$pid"/stat 2>/dev/null)," \
 			"wchan $(cat /proc/"$pid"/wchan 2>/dev/null), syscall $(cat /proc/"$pid"/syscall 2>/dev/null)"
 		return 1

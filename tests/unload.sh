@@ -47,10 +47,10 @@ try:
 except OSError as e:
     print('select woke, read:', os.strerror(e.errno), flush=True)
 "
-	wait_out reader blocking 30
-	wait_out writer blocking 30
-	wait_out epoll blocking 30
-	wait_out select blocking 30
+	wait_out reader blocking 120
+	wait_out writer blocking 120
+	wait_out epoll blocking 120
+	wait_out select blocking 120
 	wait_blocked reader $NR_read
 	wait_blocked writer $NR_write
 	wait_blocked epoll "$EPOLL_WCHAN"
@@ -71,17 +71,17 @@ test_holder_named() {
 	local pid mark
 	load
 	bg_start hold "$SDTOOL" hold ${DEV}1
-	wait_out hold holding 30
+	wait_out hold holding 120
 	pid=$(bg_pid hold)
 	mark=$(klog_mark "idle holder")
 	rmmod_bg
 	# The drain reports after 1 s, then every 5 s.
-	wait_until 30 "the log to name pid $pid" klog_has "$mark" "safedetach1: held open by pid $pid (sdtool)"
+	wait_until 60 "the log to name pid $pid" klog_has "$mark" "safedetach1: held open by pid $pid (sdtool)"
 	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while a file was open"
 	[ ! -e ${DEV}1 ] || fail "${DEV}1 still exists while unloading"
 	# Operations on the open file fail at once.
 	kill -USR1 "$pid"
-	wait_out hold '^read: ENODEV$' 30
+	wait_out hold '^read: ENODEV$' 120
 	kill -TERM "$pid"
 	bg_wait hold 10
 	rmmod_done
@@ -97,12 +97,12 @@ test_hammered_holder() {
 	local pid mark
 	load
 	bg_start hammer "$SDTOOL" hammer ${DEV}0 8
-	wait_out hammer holding 30
+	wait_out hammer holding 120
 	pid=$(bg_pid hammer)
 	mark=$(klog_mark "hammered holder")
 	rmmod_bg
-	wait_out hammer 'unit closing' 30
-	wait_until 30 "the log to name pid $pid" klog_has "$mark" "safedetach0: held open by pid $pid (sdtool)"
+	wait_out hammer 'unit closing' 120
+	wait_until 60 "the log to name pid $pid" klog_has "$mark" "safedetach0: held open by pid $pid (sdtool)"
 	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while the hammer held its file"
 	bg_wait hammer 30
 	expect_out hammer '^closing, module loaded$'
@@ -116,7 +116,7 @@ test_hammered_holder() {
 test_procfd_reopen() {
 	load
 	bg_start procfd "$SDTOOL" procfd ${DEV}0 120
-	wait_out procfd reopening 30
+	wait_out procfd reopening 120
 	rmmod_bg
 	bg_wait procfd 60
 	expect_out procfd '^reopen: (ENODEV|ENXIO) after [0-9]+ reopens$'
@@ -151,7 +151,7 @@ os.close(fd2)
 os.waitpid(pid, 0)
 print('parent done', flush=True)
 "
-	wait_out forked 'child holding' 30
+	wait_out forked 'child holding' 120
 	rmmod_bg
 	bg_wait forked 60
 	expect_out forked '^child write: No such device$'
@@ -162,7 +162,7 @@ print('parent done', flush=True)
 test_scm_rights() {
 	load
 	bg_start scm "$SDTOOL" scm ${DEV}2
-	wait_out scm received 30
+	wait_out scm received 120
 	wait_blocked scm $NR_read
 	rmmod_bg
 	bg_wait scm 60
@@ -173,7 +173,7 @@ test_scm_rights() {
 test_io_uring() {
 	load
 	bg_start uring "$SDTOOL" uring ${DEV}0
-	wait_out uring submitted 30
+	wait_out uring submitted 120
 	# The read runs in an io-wq worker thread of the process, blocked in
 	# the driver's read; the submitter waits for the completion.
 	wait_blocked uring "$NR_io_uring_enter"
@@ -197,7 +197,7 @@ test_concurrent_rmmod() {
 	local i ok=0 running
 	load
 	bg_start hold "$SDTOOL" hold ${DEV}0
-	wait_out hold holding 30
+	wait_out hold holding 120
 	for i in 1 2 3 4; do
 		bg_start rmmod$i rmmod $MODNAME
 	done
