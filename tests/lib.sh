@@ -80,6 +80,16 @@ unload() {
 	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
 }
 
+# rmmod_bg: start rmmod in the background (as "rmmod").
+rmmod_bg() { bg_start rmmod rmmod $MODNAME; }
+
+# rmmod_done: the background rmmod returned 0 within UNLOAD_TIMEOUT and the
+# module is gone.
+rmmod_done() {
+	bg_wait rmmod "$UNLOAD_TIMEOUT" || { cat "$WORK/rmmod.out" | sed 's/^/#   /'; fail "rmmod failed"; }
+	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
+}
+
 # bg_start NAME CMD...: run CMD in the background, output in $WORK/NAME.out.
 # CMD gets a process group of its own, so that cleanup kills what it started.
 bg_start() {

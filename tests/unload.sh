@@ -9,16 +9,6 @@
 set -uo pipefail
 . "$(dirname -- "$0")/lib.sh"
 
-# rmmod_bg: start rmmod in the background (as "rmmod").
-rmmod_bg() { bg_start rmmod rmmod $MODNAME; }
-
-# rmmod_done: the background rmmod returned 0 within UNLOAD_TIMEOUT and the
-# module is gone.
-rmmod_done() {
-	bg_wait rmmod "$UNLOAD_TIMEOUT" || { cat "$WORK/rmmod.out" | sed 's/^/#   /'; fail "rmmod failed"; }
-	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
-}
-
 # Rust-for-Linux issue #1182: `tail -f` on the device, then rmmod.
 test_tail_f() {
 	load
