@@ -221,8 +221,11 @@ wait_blocked() {
 	local pid
 	pid=$(bg_pid "$1")
 	wait_until 120 "$1 (pid $pid) to block in $2" task_blocked "$pid" "$2" || {
-		log "$1: state $(cut -d' ' -f3 /proc/"$pid"/stat 2>/dev/null)," \
-			"wchan $(cat /proc/"$pid"/wchan 2>/dev/null), syscall $(cat /proc/"$pid"/syscall 2>/dev/null)"
+		local t
+		for t in $(pgrep -s "$pid" | sed 's|.*|/proc/&/task/*|'); do
+			log "$1: ${t#/proc/}: state $(cut -d' ' -f3 "$t/stat" 2>/dev/null)," \
+				"wchan $(cat "$t/wchan" 2>/dev/null), syscall $(cut -d' ' -f1 "$t/syscall" 2>/dev/null)"
+		done
 		return 1
 	}
 }
@@ -245,7 +248,8 @@ aarch64) NR_read=63 NR_write=64 NR_io_uring_enter=426 NR_delete_module=106 ;;
 esac
 # Where a call sleeps in the driver's FIFO (a `CondVar` wait, rust/fifo.rs),
 # in epoll_wait() and in select().
-FIFO_WAIT_WCHAN="CondVar|condvar"
+# (Rust symbols are mangled: the crate and type names appear in them.)
+FIFO_WAIT_WCHAN="CondVar|condvar|[Ff]ifo|safedetach"
 EPOLL_WCHAN="ep_poll|do_epoll_wait"
 SELECT_WCHAN="do_select|poll_schedule_timeout|core_sys_select"
 
