@@ -246,10 +246,7 @@ case $(uname -m) in
 x86_64) NR_read=0 NR_write=1 NR_io_uring_enter=426 NR_delete_module=176 ;;
 aarch64) NR_read=63 NR_write=64 NR_io_uring_enter=426 NR_delete_module=106 ;;
 esac
-# Where a call sleeps in the driver's FIFO (a `CondVar` wait, rust/fifo.rs),
-# in epoll_wait() and in select().
-# (Rust symbols are mangled: the crate and type names appear in them.)
-FIFO_WAIT_WCHAN="CondVar|condvar|[Ff]ifo|safedetach"
+# Where a task sleeps in epoll_wait() and in select().
 EPOLL_WCHAN="ep_poll|do_epoll_wait"
 SELECT_WCHAN="do_select|poll_schedule_timeout|core_sys_select"
 
