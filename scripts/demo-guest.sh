@@ -35,8 +35,9 @@ dd_pid=$!
 # (conv=nocreat: once the node is gone, a plain `>` would create a file.)
 (while echo tick | dd of=${DEV}1 conv=nocreat status=none; do sleep 0.01; done; exit 1) 2>"$work/loop" &
 loop_pid=$!
-# The holder keeps unit 3 open without using it, and closes it after 12 s.
-timeout -s TERM 12 $SDTOOL hold ${DEV}3 >"$work/hold" 2>&1 &
+# The holder keeps unit 3 open without using it, until the unloading
+# module has named it in the kernel log (see below).
+$SDTOOL hold ${DEV}3 >"$work/hold" 2>&1 &
 hold_pid=$!
 # Wait (not sleep) until the clients are where the demo needs them: the
 # holder has its file open, tail -f sleeps in read() of the empty unit, and
@@ -57,6 +58,14 @@ wait_for sh -c "$SDTOOL stats ${DEV}2 | grep -q 'bytes_written=[1-9]'"
 for d in 0 1 2 3; do $SDTOOL stats $DEV$d; done
 
 say "rmmod safedetach, under load"
+# Once the drain's report names the holder, the holder closes its file.
+(
+	for _ in $(seq 1200); do
+		dmesg | grep -q "held open by pid $hold_pid " && break
+		sleep 0.1
+	done
+	kill -TERM $hold_pid
+) &
 start=$(date +%s.%N)
 rmmod safedetach
 rc=$?
