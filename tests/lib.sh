@@ -194,13 +194,17 @@ klog_check() {
 	return $((st != 0))
 }
 
+# session_tasks PID: the /proc/PID/task/TID directories of every thread of
+# every process in session PID (bg_start gives each client its own).
+session_tasks() { pgrep -s "$1" | sed 's|.*|/proc/&/task/*|'; }
+
 # task_blocked PID SYSCALL: PID, or a thread or a process of its session
 # (bg_start gives each client a session of its own), sleeps inside system
 # call SYSCALL (a number, see /proc/PID/syscall) or, if SYSCALL is not a
 # number, in a kernel function matching it (/proc/PID/wchan).
 task_blocked() {
 	local pid=$1 want=$2 t state nr
-	for t in $(pgrep -s "$pid" | sed 's|.*|/proc/&/task/*|'); do
+	for t in $(session_tasks "$pid"); do
 		state=$(sed -E 's/^[0-9]+ \(.*\) ([A-Z]) .*/\1/' "$t/stat" 2>/dev/null) || continue
 		case $state in S | D) ;; *) continue ;; esac
 		if [[ $want =~ ^[0-9]+$ ]]; then
@@ -222,22 +226,12 @@ wait_blocked() {
 	pid=$(bg_pid "$1")
 	wait_until 120 "$1 (pid $pid) to block in $2" task_blocked "$pid" "$2" || {
 		local t
-		for t in $(pgrep -s "$pid" | sed 's|.*|/proc/&/task/*|'); do
+		for t in $(session_tasks "$pid"); do
 			log "$1: ${t#/proc/}: state $(cut -d' ' -f3 "$t/stat" 2>/dev/null)," \
 				"wchan $(cat "$t/wchan" 2>/dev/null), syscall $(cut -d' ' -f1 "$t/syscall" 2>/dev/null)"
 		done
 		return 1
 	}
-}
-
-# holds_open NAME PATH: a process of background process NAME's session has
-# PATH open.
-holds_open() {
-	local p
-	for p in $(pgrep -s "$(bg_pid "$1")"); do
-		find /proc/"$p"/fd -lname "$2" 2>/dev/null | grep -q . && return 0
-	done
-	return 1
 }
 
 # System call numbers for wait_blocked (x86_64 and the generic table of
