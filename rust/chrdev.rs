@@ -268,18 +268,24 @@ impl CdevAnchor {
     /// not, and waits until the kobject is released, that is, until the cdev
     /// that used it as parent is gone.
     ///
-    /// Logs every few seconds while it waits.
+    /// Logs while it waits, at the intervals of the gate's drain.
     pub(crate) fn wait_released(&self) {
+        use crate::gate::{FIRST_REPORT_MS, MAX_REPORT_INTERVAL_MS};
         self.release();
         if crate::variant::SKIP_CDEV_WAIT {
             return;
         }
-        let mut waited = 0u32;
-        while !self.released.wait_timeout(kernel::time::msecs_to_jiffies(
-            crate::gate::REPORT_INTERVAL_MS,
-        )) {
-            waited += crate::gate::REPORT_INTERVAL_MS / 1000;
-            pr_info!("unload waiting {} s for the cdev to be released\n", waited);
+        let (mut waited, mut interval) = (0u32, FIRST_REPORT_MS);
+        while !self
+            .released
+            .wait_timeout(kernel::time::msecs_to_jiffies(interval))
+        {
+            waited += interval;
+            interval = interval.saturating_mul(2).min(MAX_REPORT_INTERVAL_MS);
+            pr_info!(
+                "unload waiting {} s for the cdev to be released\n",
+                waited / 1000
+            );
         }
         // The next waiter (the drop) must not block: keep it completed.
         self.released.complete();

@@ -12,7 +12,7 @@
 
 use crate::chrdev::FileOperations;
 use crate::fifo::Fifo;
-use crate::gate::FilePass;
+use crate::gate::{FilePass, OpenFile};
 use crate::poll::events::{POLLERR, POLLHUP};
 use crate::Unit;
 use kernel::{
@@ -40,16 +40,16 @@ pub(crate) const FOPS: FileOperations = FileOperations(bindings::file_operations
     ..unsafe { core::mem::zeroed() }
 });
 
-/// Returns the pass of an open file of a unit.
+/// Returns the open file of a unit behind `file`.
 ///
 /// # Safety
 ///
 /// `file` must be a file that [`open`] set up and [`release`] has not yet
 /// torn down; the returned reference must not outlive the call.
-unsafe fn file_pass<'a>(file: *mut bindings::file) -> &'a FilePass<Fifo> {
+unsafe fn file_pass<'a>(file: *mut bindings::file) -> &'a OpenFile<Fifo> {
     // SAFETY: By the caller's contract `private_data` is the `FilePass` that
-    // `open` leaked with `KBox::into_raw`, alive until `release`.
-    unsafe { &*(*file).private_data.cast::<FilePass<Fifo>>() }
+    // `open` gave up with `FilePass::into_raw`, taken back only in `release`.
+    unsafe { FilePass::borrow((*file).private_data) }
 }
 
 /// Returns whether `file` was opened with `O_NONBLOCK`.
@@ -71,19 +71,18 @@ unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file
         let pass = unit.gate().open()?;
         // SAFETY: `inode` and `file` are the arguments of `->open`.
         kernel::error::to_result(unsafe { bindings::nonseekable_open(inode, file) })?;
-        Fifo::opened(&pass.enter()?);
-        let pass = KBox::new(pass, GFP_KERNEL)?;
+        Fifo::opened(&pass.file().enter()?);
         // SAFETY: `file` is being opened and is not shared yet.
-        unsafe { (*file).private_data = KBox::into_raw(pass).cast() };
+        unsafe { (*file).private_data = pass.into_raw() };
         Ok(0)
     })
 }
 
 /// `->release`: gives the file's pass back.
 unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-    // SAFETY: `open` stored a leaked `KBox<FilePass>` in `private_data`, and
+    // SAFETY: `open` stored a `FilePass::into_raw` in `private_data`, and
     // `release` is called once per successful open, after every other call.
-    drop(unsafe { KBox::from_raw((*file).private_data.cast::<FilePass<Fifo>>()) });
+    drop(unsafe { FilePass::<Fifo>::from_raw((*file).private_data) });
     0
 }
 

@@ -52,8 +52,16 @@
 //!    `__srcu_read_unlock()` has; [`Gate::exit`] adds one there.
 //! 4. *Wake-up.* A task that exits while `closing` is set calls `complete()`
 //!    after its increment; the unloader re-sums after every wake-up and at
-//!    least every [`REPORT_INTERVAL_MS`], so a missed wake-up only delays
-//!    the unload, it never ends the drain early.
+//!    least every [`MAX_REPORT_INTERVAL_MS`], so a missed wake-up only
+//!    delays the unload, it never ends the drain early.
+//!
+//! # Open files
+//!
+//! Each open file is an [`OpenFile`]: one small allocation that holds the
+//! file's entrance, the opener's identity and the links of an intrusive
+//! list (`kernel::list`), so opening and closing cost the same at one and
+//! at 100,000 open files. The list exists only to name holders when a drain
+//! waits; the drain itself never looks at it.
 //!
 //! # The tail
 //!
@@ -78,25 +86,30 @@ use core::{
     ptr::NonNull,
     sync::atomic::{AtomicBool, Ordering},
 };
-use kernel::{new_mutex, prelude::*, str::CString, sync::Mutex, time::msecs_to_jiffies};
+use kernel::{
+    ffi::c_void,
+    list::{impl_has_list_links, impl_list_arc_safe, impl_list_item, List, ListArc, ListLinks},
+    new_mutex,
+    prelude::*,
+    str::CString,
+    sync::{Arc, Mutex},
+    time::msecs_to_jiffies,
+};
 
 /// When [`Gate::drain`] first logs what it is waiting for, after it started.
 pub(crate) const FIRST_REPORT_MS: u32 = 1000;
-/// How often [`Gate::drain`] logs what it is still waiting for after that.
-pub(crate) const REPORT_INTERVAL_MS: u32 = 5000;
-
-/// One open file that holds a gate open, for the drain's diagnostics.
-struct Holder {
-    id: u64,
-    task: TaskId,
-}
+/// The longest interval between two reports: the interval doubles from
+/// [`FIRST_REPORT_MS`] up to this.
+pub(crate) const MAX_REPORT_INTERVAL_MS: u32 = 60_000;
+/// How many distinct processes one report names; the rest are counted.
+pub(crate) const NAMED_HOLDERS: usize = 8;
 
 /// The gate's slow-path bookkeeping.
-struct Bookkeeping {
-    /// Every open file (every live [`FilePass`]).
-    holders: KVec<Holder>,
-    /// The id of the next [`FilePass`].
-    next_id: u64,
+struct Bookkeeping<T> {
+    /// Every open file of the gate.
+    holders: List<OpenFile<T>>,
+    /// The number of entries of `holders`.
+    files: usize,
     /// Set when a drain found the gate empty.
     drained: Option<Tail>,
 }
@@ -120,7 +133,7 @@ pub(crate) struct Gate<T> {
     #[pin]
     drained: Completion,
     #[pin]
-    book: Mutex<Bookkeeping>,
+    book: Mutex<Bookkeeping<T>>,
     name: CString,
     #[pin]
     data: T,
@@ -137,7 +150,7 @@ impl<T> Gate<T> {
             closing: AtomicBool::new(false),
             drained <- Completion::new(),
             book <- new_mutex!(
-                Bookkeeping { holders: KVec::new(), next_id: 0, drained: None },
+                Bookkeeping { holders: List::new(), files: 0, drained: None },
                 "Gate::book"
             ),
             name,
@@ -205,24 +218,29 @@ impl<T> Gate<T> {
     /// Opens the gate for a file: the returned pass lasts until dropped.
     ///
     /// The caller (the current task) is recorded as the file's opener, so
-    /// that a drain that waits for this file can name it.
+    /// that a drain that waits for this file can name it. Costs one small
+    /// allocation and a constant-time list insertion, however many files
+    /// are open.
     pub(crate) fn open(self: Pin<&Self>) -> Result<FilePass<T>> {
         let pass = self.get_ref().enter()?;
-        let task = TaskId::current();
-        let mut book = self.book.lock();
-        let id = book.next_id;
-        book.holders.push(Holder { id, task }, GFP_KERNEL)?;
-        book.next_id += 1;
-        drop(book);
-        // The entrance of `pass` now belongs to the `FilePass`.
+        let file = ListArc::pin_init(
+            try_pin_init!(OpenFile {
+                gate: NonNull::from(self.get_ref()),
+                task: TaskId::current(),
+                links <- ListLinks::new(),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        // The entrance of `pass` now belongs to `file`, whose drop counts
+        // the exit.
         core::mem::forget(pass);
-        // INVARIANT: the gate is pinned, and it is freed only after every
-        // pass has been counted out (type invariant), so the pointer stays
-        // valid for the life of the `FilePass`.
-        Ok(FilePass {
-            gate: NonNull::from(self.get_ref()),
-            id,
-        })
+        let handle = file.clone_arc();
+        let mut book = self.book.lock();
+        book.holders.push_back(file);
+        book.files += 1;
+        drop(book);
+        // INVARIANT: `handle` is on this gate's list until it is dropped.
+        Ok(FilePass { file: handle })
     }
 
     /// Returns whether the gate is closing.
@@ -254,16 +272,16 @@ impl<T> Gate<T> {
         let exits = self.exited.sum();
         core::sync::atomic::fence(Ordering::SeqCst);
         let inside = self.entered.sum().wrapping_sub(exits);
-        let files = self.book.lock().holders.len() as u64;
+        let files = self.book.lock().files as u64;
         (files, inside.saturating_sub(files))
     }
 
     /// Waits until every pass, open file and operation, has ended.
     ///
     /// The gate must be closed first. Logs what it is still waiting for
-    /// [`FIRST_REPORT_MS`] after it started and every [`REPORT_INTERVAL_MS`]
-    /// after that. May sleep for as long as a file stays
-    /// open.
+    /// [`FIRST_REPORT_MS`] after it started, then at intervals that double
+    /// up to [`MAX_REPORT_INTERVAL_MS`]. May sleep for as long as a file
+    /// stays open.
     pub(crate) fn drain(&self) {
         if variant::SKIP_DRAIN || variant::NO_GATE {
             return;
@@ -285,6 +303,7 @@ impl<T> Gate<T> {
         // holder whose calls keep backing out wakes the drainer all the
         // time, and must be named all the same.
         let mut next_report = start + i64::from(FIRST_REPORT_MS);
+        let mut interval = FIRST_REPORT_MS;
         let mut waited = false;
         loop {
             self.drained.reinit();
@@ -307,15 +326,16 @@ impl<T> Gate<T> {
             let now = diag::ktime_ms();
             if now >= next_report {
                 self.report(now - start);
-                next_report = now + i64::from(REPORT_INTERVAL_MS);
+                interval = interval.saturating_mul(2).min(MAX_REPORT_INTERVAL_MS);
+                next_report = now + i64::from(interval);
             }
-            // At most `REPORT_INTERVAL_MS`, so the conversion cannot fail.
-            let left = u32::try_from(next_report - now).unwrap_or(REPORT_INTERVAL_MS);
+            // At most `MAX_REPORT_INTERVAL_MS`: the conversion cannot fail.
+            let left = u32::try_from(next_report - now).unwrap_or(MAX_REPORT_INTERVAL_MS);
             self.drained.wait_timeout(msecs_to_jiffies(left.max(1)));
         }
         let mut book = self.book.lock();
         book.drained = Some(Tail::now());
-        let open = book.holders.len();
+        let open = book.files;
         drop(book);
         // Every open file holds an entrance that it counts out only after it
         // left `holders` (`FilePass::drop`), so a balanced count with a
@@ -330,9 +350,27 @@ impl<T> Gate<T> {
     }
 
     /// Logs who keeps the drain waiting, `waited_ms` after it started.
+    ///
+    /// At most `NAMED_HOLDERS + 2` lines, however many files are open: the
+    /// first [`NAMED_HOLDERS`] distinct processes found are named with
+    /// their number of files, the other files are counted. Nothing is
+    /// printed while `book` is held, since every `release` needs it.
     #[cold]
     fn report(&self, waited_ms: i64) {
         let (files, calls) = self.usage();
+        let mut named: [Option<(TaskId, u64)>; NAMED_HOLDERS] = [None; NAMED_HOLDERS];
+        let book = self.book.lock();
+        for file in book.holders.iter() {
+            let pid = file.task.pid;
+            match named
+                .iter_mut()
+                .position(|n| n.map_or(true, |(t, _)| t.pid == pid))
+            {
+                Some(i) => named[i] = Some((file.task, named[i].map_or(0, |(_, k)| k) + 1)),
+                None => continue,
+            }
+        }
+        drop(book);
         let name = self.name.to_str().unwrap_or("?");
         pr_info!(
             "{}: unload waiting {} s: {} open file(s), {} call(s) in flight\n",
@@ -341,13 +379,22 @@ impl<T> Gate<T> {
             files,
             calls
         );
-        let book = self.book.lock();
-        for h in book.holders.iter() {
+        let mut counted = 0;
+        for (task, n) in named.iter().flatten() {
             pr_info!(
-                "{}: held open by pid {} ({})\n",
+                "{}: held open by pid {} ({}), {} file(s) (pid in the initial pid namespace)\n",
                 name,
-                h.task.pid,
-                h.task.comm()
+                task.pid,
+                task.comm(),
+                n
+            );
+            counted += n;
+        }
+        if files > counted {
+            pr_info!(
+                "{}: held open by other processes: {} more file(s)\n",
+                name,
+                files - counted
             );
         }
     }
@@ -424,30 +471,42 @@ impl<T> Drop for Pass<'_, T> {
     }
 }
 
-/// A pass that an open file holds from `open` to `release`.
+/// An open file of a gate: its entrance, its opener and its list links.
 ///
-/// On Linux an open `struct file` keeps calling through the driver's
-/// `file_operations`, so the gate (and the module) must outlive every open
-/// file: the drain waits for these too. A `FilePass` does not give access
-/// to the state by itself; every operation still [`enter`](Self::enter)s.
+/// It is shared by the file (through its [`FilePass`]) and the gate's list
+/// of holders; it is dropped, and the file's exit counted, when both have
+/// let go of it, which is in [`FilePass`]'s drop.
 ///
 /// # Invariants
 ///
-/// `gate` points to a pinned gate whose entrance count includes this pass;
-/// the gate is not freed before this pass is dropped (see [`Gate`]).
-pub(crate) struct FilePass<T> {
+/// `gate` points to a pinned gate whose entrance count includes this file;
+/// the gate is not freed before this is dropped (see [`Gate`]).
+#[pin_data(PinnedDrop)]
+pub(crate) struct OpenFile<T> {
     gate: NonNull<Gate<T>>,
-    id: u64,
+    task: TaskId,
+    #[pin]
+    links: ListLinks,
 }
 
-// SAFETY: A `FilePass` only gives shared access to the gate, which is `Sync`
-// when `T` is; its drop counts an exit, which any task may do.
-unsafe impl<T: Sync> Send for FilePass<T> {}
-// SAFETY: See above.
-unsafe impl<T: Sync> Sync for FilePass<T> {}
+impl_has_list_links! {
+    impl<T> HasListLinks<0> for OpenFile<T> { self.links }
+}
+impl_list_arc_safe! {
+    impl{T} ListArcSafe<0> for OpenFile<T> { untracked; }
+}
+impl_list_item! {
+    impl{T} ListItem<0> for OpenFile<T> { using ListLinks; }
+}
 
-impl<T> FilePass<T> {
-    /// Returns the gate this pass holds open.
+// SAFETY: An `OpenFile` only gives shared access to the gate, which is
+// `Sync` when `T` is; its drop counts an exit, which any task may do.
+unsafe impl<T: Sync> Send for OpenFile<T> {}
+// SAFETY: See above.
+unsafe impl<T: Sync> Sync for OpenFile<T> {}
+
+impl<T> OpenFile<T> {
+    /// Returns the gate this file holds open.
     fn gate(&self) -> &Gate<T> {
         // SAFETY: By the type invariant the gate outlives `self`.
         unsafe { self.gate.as_ref() }
@@ -460,19 +519,85 @@ impl<T> FilePass<T> {
     }
 }
 
+#[pinned_drop]
+impl<T> PinnedDrop for OpenFile<T> {
+    fn drop(self: Pin<&mut Self>) {
+        self.gate().exit();
+    }
+}
+
+/// The pass that an open file holds from `open` to `release`.
+///
+/// On Linux an open `struct file` keeps calling through the driver's
+/// `file_operations`, so the gate (and the module) must outlive every open
+/// file: the drain waits for these too. A `FilePass` does not give access
+/// to the state by itself; every operation still enters the gate through
+/// [`OpenFile::enter`]. A file keeps its pass as a raw pointer in
+/// `private_data` ([`into_raw`](Self::into_raw)).
+///
+/// # Invariants
+///
+/// `file` is on the list of holders of its gate.
+pub(crate) struct FilePass<T> {
+    file: Arc<OpenFile<T>>,
+}
+
+impl<T> FilePass<T> {
+    /// Returns the open file of this pass.
+    pub(crate) fn file(&self) -> &OpenFile<T> {
+        &self.file
+    }
+
+    /// Gives up the pass for a raw pointer, such as a file's `private_data`.
+    pub(crate) fn into_raw(self) -> *mut c_void {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so `file` is moved out only once.
+        let file = unsafe { core::ptr::read(&this.file) };
+        Arc::into_raw(file).cast_mut().cast()
+    }
+
+    /// Takes back a pass given up by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `into_raw` of a `FilePass<T>`, and must not be
+    /// used again.
+    pub(crate) unsafe fn from_raw(ptr: *mut c_void) -> Self {
+        // SAFETY: The caller's contract: `ptr` is an `Arc::into_raw` of
+        // ours, given back once.
+        // INVARIANT: a pass that `into_raw` gave up was on the list, and
+        // only this drop takes it off.
+        Self {
+            file: unsafe { Arc::from_raw(ptr.cast::<OpenFile<T>>()) },
+        }
+    }
+
+    /// Borrows the open file of a pass given up by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `into_raw` of a `FilePass<T>`, and `from_raw`
+    /// must not be called on it during `'a`.
+    pub(crate) unsafe fn borrow<'a>(ptr: *mut c_void) -> &'a OpenFile<T> {
+        // SAFETY: The caller's contract: the `Arc` that `into_raw` leaked
+        // keeps the `OpenFile` alive during `'a`.
+        unsafe { &*ptr.cast::<OpenFile<T>>() }
+    }
+}
+
 impl<T> Drop for FilePass<T> {
     fn drop(&mut self) {
-        let gate = self.gate();
-        {
-            let mut book = gate.book.lock();
-            if let Some(i) = book.holders.iter().position(|h| h.id == self.id) {
-                let last = book.holders.len() - 1;
-                book.holders.swap(i, last);
-                // SAFETY: `last < len`, so this only shortens the vector;
-                // `Holder` has no destructor, so nothing is leaked.
-                unsafe { book.holders.set_len(last) };
-            }
-        }
-        gate.exit();
+        let gate = self.file.gate();
+        let mut book = gate.book.lock();
+        book.files -= 1;
+        // SAFETY: An `OpenFile` is only ever put on the list of its own gate
+        // (`Gate::open`), so it is on this list or on none.
+        let entry = unsafe { book.holders.remove(&self.file) };
+        drop(book);
+        // Not the last reference (`self.file` is another): dropping the
+        // list's reference here frees nothing. `self.file` goes next, and
+        // with it the `OpenFile`, which counts the exit: after it left the
+        // list, as the drain's check of `files` requires.
+        drop(entry);
     }
 }

@@ -7,6 +7,16 @@
  * O_NONBLOCK turns both waits into -EAGAIN. Once the module starts
  * unloading, every call on the unit fails with -ENODEV and poll(2) reports
  * POLLHUP | POLLERR.
+ *
+ * Like a pipe's PIPE_BUF: a write of at most min(capacity,
+ * SAFEDETACH_ATOMIC_MAX) bytes is atomic. It is stored whole or waits (or
+ * fails with -EAGAIN) until it fits, so records of several writers never
+ * interleave. A larger write stores what fits and returns that count.
+ *
+ * Readiness (poll(2), select(2), epoll(7), level- or edge-triggered):
+ * POLLIN | POLLRDNORM when a read returns data without blocking,
+ * POLLOUT | POLLWRNORM when an atomic write of the largest size,
+ * min(capacity, SAFEDETACH_ATOMIC_MAX) bytes, fits without blocking.
  */
 #ifndef _UAPI_SAFEDETACH_H
 #define _UAPI_SAFEDETACH_H
@@ -35,6 +45,9 @@ struct safedetach_stats {
 	__u64 bytes_read;
 	__u64 opens;
 };
+
+/* The largest atomic write, unless the capacity is smaller (PIPE_BUF). */
+#define SAFEDETACH_ATOMIC_MAX	4096
 
 #define SAFEDETACH_IOC_MAGIC	0xd7
 #define SAFEDETACH_IOC_STATS	_IOR(SAFEDETACH_IOC_MAGIC, 1, struct safedetach_stats)
