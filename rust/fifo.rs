@@ -15,19 +15,13 @@
 //! when a read returns data without blocking and `POLLOUT` when an atomic
 //! write of the largest size does not block.
 //!
-//! # User copies
-//!
-//! No lock is held while bytes are copied to or from user space: a copy
-//! can sleep for ever in a page fault (userfaultfd, FUSE), and the
-//! unloader's wake-up (`wake_all`) takes `ring`. A reader instead claims
-//! the read side (`Ring::reading`) and the bytes it will copy under `ring`,
-//! copies them without it, and commits under `ring` again; a writer claims
-//! the write side and the free space it fills. The two sides touch
-//! disjoint bytes of the buffer; one reader and one writer at a time.
+//! User copies run under `ring`, which the unloader's [`Fifo::wake_all`]
+//! also takes: a copy stuck in a page fault that is never served
+//! (userfaultfd, FUSE) holds up the unloader's wake-up step (see "Known
+//! limits" in Documentation/design.rst).
 
 use crate::gate::Pass;
 use crate::poll::{events::*, PollQueue};
-use core::ptr::NonNull;
 use kernel::{
     new_condvar, new_mutex,
     prelude::*,
@@ -44,91 +38,53 @@ pub(crate) fn atomic_max(capacity: usize) -> usize {
     capacity.min(ATOMIC_MAX)
 }
 
-/// The bytes of a FIFO: a buffer that a reader and a writer access at the
-/// same time, each in its own part (see "User copies").
+/// The bytes of a FIFO and its totals.
 ///
 /// # Invariants
 ///
-/// `ptr`, `len` and `alloc` are the parts of a `KVVec<u8>` of `len`
-/// initialised bytes that this owns.
-struct Bytes {
-    ptr: NonNull<u8>,
-    len: usize,
-    alloc: usize,
-}
-
-// SAFETY: `Bytes` owns its buffer; which parts of it each task may access is
-// decided under the FIFO's `ring` lock (see "User copies").
-unsafe impl Send for Bytes {}
-// SAFETY: See above.
-unsafe impl Sync for Bytes {}
-
-impl Bytes {
-    fn new(len: usize) -> Result<Self> {
-        let (ptr, len, alloc) = KVVec::from_elem(0u8, len, GFP_KERNEL)?.into_raw_parts();
-        // INVARIANT: the parts of a vector of `len` initialised bytes; a
-        // vector's pointer is never null.
-        Ok(Self {
-            ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
-            len,
-            alloc,
-        })
-    }
-
-    /// Copies `n` bytes at `at` out to `out`.
-    ///
-    /// # Safety
-    ///
-    /// `at + n <= len`, and nobody writes these bytes during the call.
-    unsafe fn copy_out(&self, out: &mut UserSliceWriter, at: usize, n: usize) -> Result {
-        // SAFETY: In bounds and not written concurrently (the caller's
-        // contract); the bytes are initialised (type invariant).
-        let bytes = unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(at), n) };
-        out.write_slice(bytes)
-    }
-
-    /// Copies `n` bytes in from `input` to `at`.
-    ///
-    /// # Safety
-    ///
-    /// `at + n <= len`, and nobody else accesses these bytes during the call.
-    unsafe fn copy_in(&self, input: &mut UserSliceReader, at: usize, n: usize) -> Result {
-        // SAFETY: In bounds and accessed by nobody else (the caller's
-        // contract); `ptr` comes from an owned vector, so writing is allowed.
-        let bytes = unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(at), n) };
-        input.read_slice(bytes)
-    }
-}
-
-impl Drop for Bytes {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant these are the parts of a `KVVec<u8>`
-        // that this owns; nobody uses the bytes any more.
-        drop(unsafe { KVVec::from_raw_parts(self.ptr.as_ptr(), self.len, self.alloc) });
-    }
-}
-
-/// The state of a FIFO and its totals.
-///
-/// # Invariants
-///
-/// `head < capacity` and `len <= capacity`; `reading` is set while a reader
-/// copies out bytes of `head..head + len` without holding the lock,
-/// `writing` while a writer copies into the free space after them.
+/// `buf.len()` is the capacity, `head < buf.len()` and `len <= buf.len()`.
 struct Ring {
-    capacity: usize,
+    buf: KVVec<u8>,
     head: usize,
     len: usize,
-    reading: bool,
-    writing: bool,
     bytes_written: u64,
     bytes_read: u64,
     opens: u64,
 }
 
 impl Ring {
+    fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     fn space(&self) -> usize {
-        self.capacity - self.len
+        self.capacity() - self.len
+    }
+
+    /// Copies up to `count` bytes out to `out`; on a fault nothing is consumed.
+    fn pop_to(&mut self, out: &mut UserSliceWriter, count: usize) -> Result<usize> {
+        let n = count.min(self.len);
+        let first = n.min(self.capacity() - self.head);
+        out.write_slice(&self.buf[self.head..self.head + first])?;
+        out.write_slice(&self.buf[..n - first])?;
+        // INVARIANT: `n <= len`, and the head wraps modulo the capacity.
+        self.head = (self.head + n) % self.capacity();
+        self.len -= n;
+        self.bytes_read += n as u64;
+        Ok(n)
+    }
+
+    /// Copies `n <= space()` bytes in from `input`; on a fault nothing is added.
+    fn push_from(&mut self, input: &mut UserSliceReader, n: usize) -> Result<usize> {
+        let cap = self.capacity();
+        let tail = (self.head + self.len) % cap;
+        let first = n.min(cap - tail);
+        input.read_slice(&mut self.buf[tail..tail + first])?;
+        input.read_slice(&mut self.buf[..n - first])?;
+        // INVARIANT: `n <= space()`, so `len` stays within the capacity.
+        self.len += n;
+        self.bytes_written += n as u64;
+        Ok(n)
     }
 }
 
@@ -155,13 +111,12 @@ unsafe impl kernel::types::AsBytes for Stats {}
 #[pin_data]
 pub(crate) struct Fifo {
     index: u32,
-    bytes: Bytes,
     #[pin]
     ring: Mutex<Ring>,
-    /// Readers waiting for bytes or for the read side.
+    /// Readers waiting for bytes.
     #[pin]
     readable: CondVar,
-    /// Writers waiting for space or for the write side.
+    /// Writers waiting for space.
     #[pin]
     writable: CondVar,
     #[pin]
@@ -169,18 +124,15 @@ pub(crate) struct Fifo {
 }
 
 impl Fifo {
-    /// Creates an empty FIFO of `capacity > 0` bytes for unit `index`.
+    /// Creates an empty FIFO of `capacity` bytes for unit `index`.
     pub(crate) fn new(index: u32, capacity: usize) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             index,
-            bytes: Bytes::new(capacity)?,
             ring <- new_mutex!(
                 Ring {
-                    capacity,
+                    buf: KVVec::from_elem(0u8, capacity, GFP_KERNEL)?,
                     head: 0,
                     len: 0,
-                    reading: false,
-                    writing: false,
                     bytes_written: 0,
                     bytes_read: 0,
                     opens: 0,
@@ -199,8 +151,6 @@ impl Fifo {
     }
 
     /// Reads up to `count` bytes into `out`, sleeping while empty.
-    ///
-    /// On a fault nothing is consumed.
     pub(crate) fn read(
         pass: &Pass<'_, Self>,
         mut out: UserSliceWriter,
@@ -213,7 +163,7 @@ impl Fifo {
         let mut ring = pass.ring.lock();
         // The closing check and the sleep are under `ring`, which
         // `wake_all` takes: a wake-up cannot fall between them.
-        while ring.len == 0 || ring.reading {
+        while ring.len == 0 {
             if pass.is_closing() {
                 return Err(ENODEV);
             }
@@ -224,36 +174,14 @@ impl Fifo {
                 return Err(ERESTARTSYS);
             }
         }
-        let (head, n, cap) = (ring.head, count.min(ring.len), ring.capacity);
-        // INVARIANT: this reader owns bytes `head..head + n` (modulo the
-        // capacity) until it clears `reading`.
-        ring.reading = true;
+        let n = ring.pop_to(&mut out, count)?;
         drop(ring);
-        let first = n.min(cap - head);
-        // SAFETY: `reading` gives this task the bytes `head..head + first`
-        // and `0..n - first` (wrapped): in bounds, and no writer touches
-        // them until they are consumed.
-        let copied = unsafe { pass.bytes.copy_out(&mut out, head, first) }
-            .and_then(|()| unsafe { pass.bytes.copy_out(&mut out, 0, n - first) });
-        let mut ring = pass.ring.lock();
-        ring.reading = false;
-        if copied.is_ok() {
-            // INVARIANT: `n <= len`, and the head wraps modulo the capacity.
-            ring.head = (head + n) % cap;
-            ring.len -= n;
-            ring.bytes_read += n as u64;
-        }
-        drop(ring);
-        // Another reader may take the read side, and writers the space.
-        pass.readable.notify_all();
         pass.writable.notify_all();
         pass.pollers.notify();
-        copied.map(|()| n)
+        Ok(n)
     }
 
     /// Writes `count` bytes from `input`, sleeping while there is no room.
-    ///
-    /// On a fault nothing is added.
     pub(crate) fn write(
         pass: &Pass<'_, Self>,
         mut input: UserSliceReader,
@@ -265,12 +193,12 @@ impl Fifo {
         }
         let mut ring = pass.ring.lock();
         // Up to the atomic size, a write goes in whole or not at all.
-        let need = if count <= atomic_max(ring.capacity) {
+        let need = if count <= atomic_max(ring.capacity()) {
             count
         } else {
             1
         };
-        while ring.space() < need || ring.writing {
+        while ring.space() < need {
             if pass.is_closing() {
                 return Err(ENODEV);
             }
@@ -281,31 +209,12 @@ impl Fifo {
                 return Err(ERESTARTSYS);
             }
         }
-        let cap = ring.capacity;
-        let (tail, n) = ((ring.head + ring.len) % cap, count.min(ring.space()));
-        // INVARIANT: this writer owns `n` free bytes from `tail` (modulo the
-        // capacity) until it clears `writing`.
-        ring.writing = true;
+        let n = count.min(ring.space());
+        let n = ring.push_from(&mut input, n)?;
         drop(ring);
-        let first = n.min(cap - tail);
-        // SAFETY: `writing` gives this task the free bytes `tail..tail +
-        // first` and `0..n - first` (wrapped): in bounds, and no reader
-        // touches them until they are added to `len`.
-        let copied = unsafe { pass.bytes.copy_in(&mut input, tail, first) }
-            .and_then(|()| unsafe { pass.bytes.copy_in(&mut input, 0, n - first) });
-        let mut ring = pass.ring.lock();
-        ring.writing = false;
-        if copied.is_ok() {
-            // INVARIANT: readers only consume, so `n <= space()` still holds.
-            ring.len += n;
-            ring.bytes_written += n as u64;
-        }
-        drop(ring);
-        // Another writer may take the write side, and readers the bytes.
-        pass.writable.notify_all();
         pass.readable.notify_all();
         pass.pollers.notify();
-        copied.map(|()| n)
+        Ok(n)
     }
 
     /// Returns the `poll(2)` events of the unit, registering `table`.
@@ -335,7 +244,7 @@ impl Fifo {
         if ring.len > 0 {
             mask |= POLLIN | POLLRDNORM;
         }
-        if ring.space() >= atomic_max(ring.capacity) {
+        if ring.space() >= atomic_max(ring.capacity()) {
             mask |= POLLOUT | POLLWRNORM;
         }
         mask
@@ -347,7 +256,7 @@ impl Fifo {
         let ring = pass.ring.lock();
         Stats {
             unit: pass.index as u64,
-            capacity: ring.capacity as u64,
+            capacity: ring.capacity() as u64,
             bytes_queued: ring.len as u64,
             open_files,
             in_flight,
@@ -361,8 +270,6 @@ impl Fifo {
     ///
     /// Taking `ring` orders this after any sleeper's closing check: a
     /// sleeper either saw the gate closing, or is already on the queue.
-    /// `ring` is never held across a user copy, so this cannot wait behind
-    /// a task stuck in a page fault.
     pub(crate) fn wake_all(&self) {
         let ring = self.ring.lock();
         self.readable.notify_all();

@@ -17,9 +17,6 @@
  * POLLIN | POLLRDNORM when a read returns data without blocking,
  * POLLOUT | POLLWRNORM when an atomic write of the largest size,
  * min(capacity, SAFEDETACH_ATOMIC_MAX) bytes, fits without blocking.
- * One reader and one writer copy at a time; a non-blocking call made while
- * another task of the same side is copying gets -EAGAIN even if poll(2)
- * reported the unit ready, as it cannot know how long that copy takes.
  */
 #ifndef _UAPI_SAFEDETACH_H
 #define _UAPI_SAFEDETACH_H
