@@ -270,7 +270,7 @@ impl CdevAnchor {
     ///
     /// Logs while it waits, at the intervals of the gate's drain.
     pub(crate) fn wait_released(&self) {
-        use crate::gate::{FIRST_REPORT_MS, MAX_REPORT_INTERVAL_MS};
+        use crate::gate::{next_report_interval, FIRST_REPORT_MS};
         self.release();
         if crate::variant::SKIP_CDEV_WAIT {
             return;
@@ -281,7 +281,7 @@ impl CdevAnchor {
             .wait_timeout(kernel::time::msecs_to_jiffies(interval))
         {
             waited += interval;
-            interval = interval.saturating_mul(2).min(MAX_REPORT_INTERVAL_MS);
+            interval = next_report_interval(interval);
             pr_info!(
                 "unload waiting {} s for the cdev to be released\n",
                 waited / 1000

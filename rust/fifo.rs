@@ -18,7 +18,7 @@
 //! User copies run under `ring`, which the unloader's [`Fifo::wake_all`]
 //! also takes: a copy stuck in a page fault that is never served
 //! (userfaultfd, FUSE) holds up the unloader's wake-up step (see "Known
-//! limits" in Documentation/design.rst).
+//! limit: user copies under the FIFO lock" in Documentation/design.rst).
 
 use crate::gate::Pass;
 use crate::poll::{events::*, PollQueue};

@@ -104,6 +104,11 @@ pub(crate) const MAX_REPORT_INTERVAL_MS: u32 = 60_000;
 /// How many distinct processes one report names; the rest are counted.
 pub(crate) const NAMED_HOLDERS: usize = 8;
 
+/// Returns the interval until the report after one `interval` ms apart.
+pub(crate) fn next_report_interval(interval: u32) -> u32 {
+    interval.saturating_mul(2).min(MAX_REPORT_INTERVAL_MS)
+}
+
 /// The gate's slow-path bookkeeping.
 struct Bookkeeping<T> {
     /// Every open file of the gate.
@@ -326,7 +331,7 @@ impl<T> Gate<T> {
             let now = diag::ktime_ms();
             if now >= next_report {
                 self.report(now - start);
-                interval = interval.saturating_mul(2).min(MAX_REPORT_INTERVAL_MS);
+                interval = next_report_interval(interval);
                 next_report = now + i64::from(interval);
             }
             // At most `MAX_REPORT_INTERVAL_MS`: the conversion cannot fail.
@@ -361,13 +366,12 @@ impl<T> Gate<T> {
         let mut named: [Option<(TaskId, u64)>; NAMED_HOLDERS] = [None; NAMED_HOLDERS];
         let book = self.book.lock();
         for file in book.holders.iter() {
-            let pid = file.task.pid;
-            match named
+            // The first free slot or this process's: slots fill in order.
+            let slot = named
                 .iter_mut()
-                .position(|n| n.map_or(true, |(t, _)| t.pid == pid))
-            {
-                Some(i) => named[i] = Some((file.task, named[i].map_or(0, |(_, k)| k) + 1)),
-                None => continue,
+                .find(|n| n.map_or(true, |(t, _)| t.pid == file.task.pid));
+            if let Some(slot) = slot {
+                *slot = Some((file.task, slot.map_or(0, |(_, k)| k) + 1));
             }
         }
         drop(book);
