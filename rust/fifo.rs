@@ -15,17 +15,19 @@
 //! when a read returns data without blocking and `POLLOUT` when an atomic
 //! write of the largest size does not block.
 //!
-//! User copies run under `ring`, which the unloader's [`Fifo::wake_all`]
-//! also takes: a copy stuck in a page fault that is never served
-//! (userfaultfd, FUSE) holds up the unloader's wake-up step (see "Known
-//! limit: user copies under the FIFO lock" in Documentation/design.rst).
+//! User copies run under `ring`. The unloader's [`Fifo::wake_all`] does not
+//! take it: a copy stuck in a page fault that is never served (userfaultfd,
+//! FUSE) holds up only the calls of its own unit, which the drain reports
+//! as calls in flight (see "User copies and the FIFO lock" in
+//! Documentation/design.rst).
 
 use crate::gate::Pass;
-use crate::poll::{events::*, PollQueue};
+use crate::variant;
+use crate::wait::{events::*, WaitQueue};
 use kernel::{
-    new_condvar, new_mutex,
+    new_mutex,
     prelude::*,
-    sync::{CondVar, Mutex},
+    sync::Mutex,
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
@@ -115,12 +117,12 @@ pub(crate) struct Fifo {
     ring: Mutex<Ring>,
     /// Readers waiting for bytes.
     #[pin]
-    readable: CondVar,
+    readable: WaitQueue,
     /// Writers waiting for space.
     #[pin]
-    writable: CondVar,
+    writable: WaitQueue,
     #[pin]
-    pollers: PollQueue,
+    pollers: WaitQueue,
 }
 
 impl Fifo {
@@ -139,9 +141,9 @@ impl Fifo {
                 },
                 "Fifo::ring"
             ),
-            readable <- new_condvar!("Fifo::readable"),
-            writable <- new_condvar!("Fifo::writable"),
-            pollers <- PollQueue::new(),
+            readable <- WaitQueue::new(),
+            writable <- WaitQueue::new(),
+            pollers <- WaitQueue::new(),
         })
     }
 
@@ -161,8 +163,9 @@ impl Fifo {
             return Ok(0);
         }
         let mut ring = pass.ring.lock();
-        // The closing check and the sleep are under `ring`, which
-        // `wake_all` takes: a wake-up cannot fall between them.
+        // A writer fills the ring under `ring` and notifies after it; the
+        // unloader closes the gate and notifies without `ring`: the sleep
+        // misses neither (`WaitQueue::sleep_unlocked`).
         while ring.len == 0 {
             if pass.is_closing() {
                 return Err(ENODEV);
@@ -170,13 +173,12 @@ impl Fifo {
             if nonblock {
                 return Err(EAGAIN);
             }
-            if pass.readable.wait_interruptible(&mut ring) {
-                return Err(ERESTARTSYS);
-            }
+            pass.readable.sleep_unlocked(ring, || pass.is_closing())?;
+            ring = pass.ring.lock();
         }
         let n = ring.pop_to(&mut out, count)?;
         drop(ring);
-        pass.writable.notify_all();
+        pass.writable.notify();
         pass.pollers.notify();
         Ok(n)
     }
@@ -205,14 +207,13 @@ impl Fifo {
             if nonblock {
                 return Err(EAGAIN);
             }
-            if pass.writable.wait_interruptible(&mut ring) {
-                return Err(ERESTARTSYS);
-            }
+            pass.writable.sleep_unlocked(ring, || pass.is_closing())?;
+            ring = pass.ring.lock();
         }
         let n = count.min(ring.space());
         let n = ring.push_from(&mut input, n)?;
         drop(ring);
-        pass.readable.notify_all();
+        pass.readable.notify();
         pass.pollers.notify();
         Ok(n)
     }
@@ -268,13 +269,14 @@ impl Fifo {
 
     /// Wakes every sleeper and poller, after the gate closed.
     ///
-    /// Taking `ring` orders this after any sleeper's closing check: a
-    /// sleeper either saw the gate closing, or is already on the queue.
+    /// A sleeper checks the gate after it joined its queue, so it either
+    /// sees the gate closing or is woken here. `ring` is not taken: a task
+    /// that holds it while its user copy waits for a page fault does not
+    /// hold up the unloader, which goes on to wake the other units.
     pub(crate) fn wake_all(&self) {
-        let ring = self.ring.lock();
-        self.readable.notify_all();
-        self.writable.notify_all();
-        drop(ring);
+        let _ring = variant::WAKE_LOCKED.then(|| self.ring.lock());
+        self.readable.notify();
+        self.writable.notify();
         self.pollers.notify();
     }
 }

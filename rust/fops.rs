@@ -13,7 +13,7 @@
 use crate::chrdev::FileOperations;
 use crate::fifo::Fifo;
 use crate::gate::{FilePass, OpenFile};
-use crate::poll::events::{POLLERR, POLLHUP};
+use crate::wait::events::{POLLERR, POLLHUP};
 use crate::Unit;
 use kernel::{
     bindings,

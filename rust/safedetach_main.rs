@@ -35,8 +35,8 @@ mod fifo;
 mod fops;
 mod gate;
 mod percpu;
-mod poll;
 mod variant;
+mod wait;
 
 use barrier::Tail;
 use chrdev::{Cdev, CdevAnchor, Class, DeviceNode, Region};

@@ -16,6 +16,9 @@
 //!   `no_cdev_wait`.
 //! - `no_wake`: sleepers are not woken: `rmmod` waits for ever for a
 //!   blocked reader.
+//! - `wake_locked`: the unloader takes each FIFO's lock to wake its
+//!   sleepers (as a `CondVar` needs): a reader whose user copy is stuck in
+//!   a page fault under that lock holds up the wake-up of every later unit.
 //! - `no_cdev_wait`: the drain is kept, but nothing waits for the cdev: the
 //!   cdev's release (delayed by `CONFIG_DEBUG_KOBJECT_RELEASE`) puts an
 //!   anchor that was freed.
@@ -39,6 +42,8 @@ pub(crate) const NAME: Option<&str> = if cfg!(safedetach_variant = "no_drain") {
     Some("no_drain")
 } else if cfg!(safedetach_variant = "no_wake") {
     Some("no_wake")
+} else if cfg!(safedetach_variant = "wake_locked") {
+    Some("wake_locked")
 } else if cfg!(safedetach_variant = "no_cdev_wait") {
     Some("no_cdev_wait")
 } else if cfg!(safedetach_variant = "entrances_first") {
@@ -59,6 +64,8 @@ pub(crate) const NAME: Option<&str> = if cfg!(safedetach_variant = "no_drain") {
 pub(crate) const SKIP_DRAIN: bool = cfg!(safedetach_variant = "no_drain");
 /// Skip waking sleepers.
 pub(crate) const SKIP_WAKE: bool = cfg!(safedetach_variant = "no_wake");
+/// Take the FIFO's lock to wake its sleepers.
+pub(crate) const WAKE_LOCKED: bool = cfg!(safedetach_variant = "wake_locked");
 /// Skip waiting for the cdev to be released.
 pub(crate) const SKIP_CDEV_WAIT: bool = SKIP_DRAIN || cfg!(safedetach_variant = "no_cdev_wait");
 /// Sum entrances before exits in the drain.

@@ -111,6 +111,7 @@ console_scan() {
 		vm_rc=0
 		scripts/vm-run.sh --timeout 3600 --cpus "$VM_CPUS" --log "$out/kernel.log" -- \
 			env KTAP_HELPERS="$KTAP_HELPERS" EXPECT_CPUS="$VM_CPUS" \
+			SAFEDETACH_KERNEL="$SAFEDETACH_KERNEL" \
 			tests/run_tests.sh "$@" || vm_rc=$?
 		echo "# vm-run exit status: $vm_rc"
 		doc console-log

@@ -39,6 +39,7 @@ TEETH=(
 	"no_drain|stress.sh|^stress 0001|KASAN: [a-z-]+ in .*(fops|fifo|Fifo|gate|Gate)|unable to handle page fault"
 	"no_drain|clients.sh|^python3 clients that retry|expected /\^module loaded\\\$/|KASAN: [a-z-]+ in .*(fops|fifo|Fifo|gate|Gate)|unable to handle page fault"
 	"no_wake|unload.sh|^blocked reader, writer|rmmod did not return 0 within"
+	"wake_locked|scale.sh|^rmmod while a reader is stuck in a userfaultfd fault|the next unit's reader was not woken"
 	"no_cdev_wait|unload.sh|^reload at once|KASAN: [a-z-]+ in kobject_put"
 	"entrances_first|unload.sh|^calls on a held file|drain ended with [0-9]+ file\(s\) still open"
 	"entrances_first|stress.sh|^stress 0001|drain ended with [0-9]+ file\(s\) still open"

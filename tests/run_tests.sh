@@ -5,12 +5,13 @@
 # named on the command line), one KTAP document each, with a timeout per
 # script taken from `settings`, then a last document, "end-of-run", that
 # checks what no single case can: the whole kernel log since boot, the
-# taint flags, that KASAN, lockdep and kmemleak stayed armed, and that
-# kmemleak finds nothing allocated by the module. Meant to run inside the
-# test VM as root.
+# taint flags, that the kernel's sanitizers stayed armed (KASAN, lockdep
+# and kmemleak on the debug kernel, lockdep on the uniprocessor one), and
+# that kmemleak finds nothing allocated by the module. Meant to run inside
+# the test VM as root.
 #
 # Environment: EXPECT_CPUS (the vCPUs the guest must have; functional.sh
-# checks it), SAFEDETACH_END_OF_RUN=skip (no end-of-run document), plus
+# checks it), SAFEDETACH_KERNEL (the flavour: debug or up), SAFEDETACH_END_OF_RUN=skip (no end-of-run document), plus
 # what lib.sh reads.
 set -uo pipefail
 cd -- "$(dirname -- "$0")"
@@ -53,13 +54,28 @@ echo "# selftests: safedetach: end-of-run"
 unset SAFEDETACH_CASES
 . ./lib.sh
 
+# The sanitizers of each kernel flavour (scripts/kernel*.config; the host
+# passes SAFEDETACH_KERNEL): every one of them must still be armed.
+case ${SAFEDETACH_KERNEL:-debug} in
+up) SANITIZERS="lockdep" ;;
+*) SANITIZERS="KASAN lockdep kmemleak" ;;
+esac
+has_sanitizer() { [[ " $SANITIZERS " == *" $1 "* ]]; }
+
 test_armed() {
-	grep -qw kasan_multi_shot /proc/cmdline ||
-		fail "KASAN is not multi-shot (kasan_multi_shot missing from the command line)"
-	lockdep_on || fail "lockdep has turned itself off"
-	[ -w $KMEMLEAK ] && head -c0 $KMEMLEAK ||
-		fail "kmemleak is not running ($KMEMLEAK is missing or refuses reads)"
-	log "kasan_multi_shot, debug_locks=1, kmemleak active"
+	if has_sanitizer KASAN; then
+		grep -qw kasan_report /proc/kallsyms || fail "the kernel has no KASAN"
+		grep -qw kasan_multi_shot /proc/cmdline ||
+			fail "KASAN is not multi-shot (kasan_multi_shot missing from the command line)"
+	fi
+	if has_sanitizer lockdep; then
+		lockdep_on || fail "lockdep has turned itself off"
+	fi
+	if has_sanitizer kmemleak; then
+		[ -w $KMEMLEAK ] && head -c0 $KMEMLEAK ||
+			fail "kmemleak is not running ($KMEMLEAK is missing or refuses reads)"
+	fi
+	log "armed: $SANITIZERS"
 }
 
 test_whole_log() {
@@ -102,10 +118,14 @@ test_kmemleak() {
 
 ktap_print_header
 ktap_set_plan 4
-run_case "KASAN multi-shot, lockdep and kmemleak are armed" test_armed
+run_case "the ${SAFEDETACH_KERNEL:-debug} kernel's sanitizers are armed: $SANITIZERS" test_armed
 run_case "the whole kernel log since boot is clean" test_whole_log
 run_case "no taint flag but O" test_taint
-run_case "kmemleak: nothing allocated by the module leaked" test_kmemleak
+if has_sanitizer kmemleak; then
+	run_case "kmemleak: nothing allocated by the module leaked" test_kmemleak
+else
+	ktap_test_skip "kmemleak: the ${SAFEDETACH_KERNEL:-debug} kernel has no kmemleak"
+fi
 ktap_print_totals
 [ "$KTAP_CNT_PASS" -eq "$KSFT_NUM_TESTS" ] || rc=1
 exit $rc

@@ -3,7 +3,8 @@
 #
 # The driver at scale and at its edges: 10,000 and 100,000 open files on one
 # unit (open and close cost, a bounded drain report), a holder inside a PID
-# namespace, and the truth of poll readiness.
+# namespace, the truth of poll readiness, and a reader whose copy to user
+# space is stuck in a page fault while rmmod runs.
 set -uo pipefail
 . "$(dirname -- "$0")/lib.sh"
 
@@ -136,13 +137,49 @@ test_epoll_progress() {
 	done
 }
 
+# A reader's copy_to_user() is parked in a userfaultfd fault nobody serves,
+# holding its unit's FIFO lock. rmmod must still wake the next unit's
+# sleeper and report the stuck call; once the fault is served the read
+# completes and so does the unload. (A second call on the stuck unit would
+# wait for the lock in D state and draw a hung-task report; design.rst,
+# "User copies and the FIFO lock".)
+test_uffd_stuck_reader() {
+	local pid mark
+	load units=2
+	printf 'data' >${DEV}0
+	bg_start uffd "$SDTOOL" uffd-read ${DEV}0
+	wait_out uffd 'fault at read' 120 || return 1
+	wait_blocked uffd handle_userfault || return 1
+	pid=$(bg_pid uffd)
+	bg_start reader1 "$SDTOOL" block-read ${DEV}1
+	wait_out reader1 blocking 120
+	wait_blocked reader1 $NR_read || return 1
+	mark=$(klog_mark "stuck user copy")
+	rmmod_bg
+	bg_wait reader1 60 || fail "the next unit's reader was not woken" || return 1
+	expect_out reader1 '^read: ENODEV$'
+	wait_until 60 "the stuck call to be reported" klog_has "$mark" \
+		"safedetach0: unload waiting" || return 1
+	klog_since "$mark" | grep -q "safedetach0: unload waiting .*1 call(s) in flight" ||
+		fail "the stuck copy is not reported as a call in flight"
+	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while a call was in flight"
+	task_blocked "$pid" handle_userfault || fail "the reader left the fault before it was served"
+	kill -USR1 "$pid"
+	wait_until 30 "the fault to be served" out_has uffd 'fault served' ||
+		{ kill -USR1 "$pid"; wait_out uffd 'fault served' 30; }
+	bg_wait uffd 60
+	expect_out uffd '^read: 4$'
+	rmmod_done
+}
+
 require_module
 TESTS_DIR=$(cd -- "$(dirname -- "$0")" && pwd)
 ktap_print_header
-ktap_set_plan 5
+ktap_set_plan 6
 run_case "10,000 open files of 10 processes: bounded report, open and close" test_10k_holders
 run_case "100,000 open files of one process: open, report, close" test_100k_holders
 run_case "a holder in a PID namespace is named by its initial-namespace pid" test_pidns_holder
 run_case "POLLIN and POLLOUT tell the truth at every fill level" test_readiness_states
 run_case "level- and edge-triggered epoll clients progress without spinning" test_epoll_progress
+run_case "rmmod while a reader is stuck in a userfaultfd fault" test_uffd_stuck_reader
 ktap_finished

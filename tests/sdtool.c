@@ -11,8 +11,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -774,11 +776,97 @@ static int cmd_holdmany(const char *dev, long n)
 	return 0;
 }
 
+struct uffd_read {
+	int fd;
+	char *buf;
+	long ret;
+	int err;
+};
+
+static void *uffd_reader(void *arg)
+{
+	struct uffd_read *r = arg;
+
+	r->ret = read(r->fd, r->buf, 64);
+	r->err = errno;
+	return NULL;
+}
+
+/*
+ * Reads a unit that holds data into a page registered with userfaultfd and
+ * never populated: the driver's copy to user space faults, and the reading
+ * thread sleeps in handle_userfault() with the call in flight. Prints
+ * "fault at read" once the fault has arrived, serves it on SIGUSR1 (the
+ * copy then completes), and prints the read's result.
+ */
+static int cmd_uffd_read(const char *dev)
+{
+	struct sigaction sa = { .sa_handler = on_poke };
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy copy = { 0 };
+	struct uffd_read r = { 0 };
+	struct uffd_msg msg;
+	long page = sysconf(_SC_PAGESIZE);
+	struct pollfd pfd;
+	pthread_t thread;
+	sigset_t mask;
+	char *src;
+	int uffd;
+
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (uffd < 0)
+		die("userfaultfd: %s", strerror(errno));
+	if (ioctl(uffd, UFFDIO_API, &api))
+		die("UFFDIO_API: %s", strerror(errno));
+	r.buf = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	src = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r.buf == MAP_FAILED || src == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	reg.range.start = (unsigned long)r.buf;
+	reg.range.len = page;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+		die("UFFDIO_REGISTER: %s", strerror(errno));
+	r.fd = open_or_die(dev, O_RDONLY);
+	catch(SIGTERM);
+	sigaction(SIGUSR1, &sa, NULL);
+	/*
+	 * The reading thread must not take the signals: one would end its
+	 * fault with EFAULT instead of waiting to be served.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	if (pthread_create(&thread, NULL, uffd_reader, &r))
+		die("pthread_create failed");
+	pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
+	pfd = (struct pollfd){ .fd = uffd, .events = POLLIN };
+	if (poll(&pfd, 1, -1) != 1 || read(uffd, &msg, sizeof(msg)) != sizeof(msg))
+		die("reading the userfaultfd: %s", strerror(errno));
+	if (msg.event != UFFD_EVENT_PAGEFAULT)
+		die("unexpected userfaultfd event %u", msg.event);
+	printf("fault at read\n");
+	while (!poke && !stop)
+		pause();
+	copy.dst = msg.arg.pagefault.address & ~(page - 1);
+	copy.src = (unsigned long)src;
+	copy.len = page;
+	if (ioctl(uffd, UFFDIO_COPY, &copy))
+		die("UFFDIO_COPY: %s", strerror(errno));
+	printf("fault served\n");
+	pthread_join(thread, NULL);
+	errno = r.err;
+	report("read", r.ret);
+	close(r.fd);
+	return 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: sdtool stats|badinput|block-read|block-write|epoll|poll|hold|signal|"
-		"scm|uring|splice DEV\n"
+		"scm|uring|splice|uffd-read DEV\n"
 		"       sdtool holdmany DEV N\n"
 		"       sdtool procfd|hammer DEV SECS\n"
 		"       sdtool stress SECS SEED [--retry-ms MS] DEV...\n"
@@ -815,6 +903,8 @@ int main(int argc, char **argv)
 			return cmd_uring(argv[2]);
 		if (!strcmp(cmd, "splice"))
 			return cmd_splice(argv[2]);
+		if (!strcmp(cmd, "uffd-read"))
+			return cmd_uffd_read(argv[2]);
 	}
 	if (argc == 4 && !strcmp(cmd, "hammer"))
 		return cmd_hammer(argv[2], atoi(argv[3]));
