@@ -26,7 +26,7 @@
 use crate::completion::Completion;
 use crate::ffi;
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::{bindings, error::to_result, prelude::*, str::CStr, types::Opaque};
+use kernel::{bindings, error::to_result, ffi::c_void, prelude::*, str::CStr, types::Opaque};
 
 /// A range of char-device numbers with a dynamic major.
 ///
@@ -89,19 +89,38 @@ impl Class {
         Ok(Self { ptr })
     }
 
-    /// Creates the device node `/dev/<name>` for `devt`.
+    /// Returns the class as C knows it.
+    pub(crate) fn as_ptr(&self) -> *const bindings::class {
+        self.ptr
+    }
+
+    /// Creates the device node `/dev/<name>` for `devt`, with the sysfs
+    /// attributes `groups` (a NULL-terminated array) and drvdata `data`.
     ///
     /// # Safety
     ///
-    /// The class must outlive the returned node.
+    /// The class must outlive the returned node, and `data` must be what
+    /// the attributes of `groups` expect as drvdata until the node is
+    /// dropped (which waits for their callbacks in progress).
     pub(crate) unsafe fn create_node(
         &self,
         devt: bindings::dev_t,
         name: &CStr,
+        data: *mut c_void,
+        groups: *mut *const bindings::attribute_group,
     ) -> Result<DeviceNode> {
         // SAFETY: `self.ptr` is a live class (type invariant); `name` is
-        // NUL-terminated and is copied by `device_create`.
-        let dev = unsafe { ffi::safedetach_device_create(self.ptr, devt, name.as_char_ptr()) };
+        // NUL-terminated and is copied by `device_create_with_groups`;
+        // `groups` and `data` are the caller's.
+        let dev = unsafe {
+            ffi::safedetach_device_create_with_groups(
+                self.ptr,
+                devt,
+                data,
+                groups,
+                name.as_char_ptr(),
+            )
+        };
         kernel::error::from_err_ptr(dev)?;
         // INVARIANT: the caller guarantees the class outlives the node.
         Ok(DeviceNode {
