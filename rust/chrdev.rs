@@ -289,22 +289,31 @@ impl CdevAnchor {
     ///
     /// Logs while it waits, at the intervals of the gate's drain.
     pub(crate) fn wait_released(&self) {
-        use crate::gate::{next_report_interval, FIRST_REPORT_MS};
+        use crate::gate::{next_report_interval, FIRST_REPORT_MS, MAX_SLEEP_MS};
         self.release();
         if crate::variant::SKIP_CDEV_WAIT {
             return;
         }
-        let (mut waited, mut interval) = (0u32, FIRST_REPORT_MS);
-        while !self
-            .released
-            .wait_timeout(kernel::time::msecs_to_jiffies(interval))
-        {
-            waited += interval;
-            interval = next_report_interval(interval);
-            pr_info!(
-                "unload waiting {} s for the cdev to be released\n",
-                waited / 1000
-            );
+        let start = crate::diag::ktime_ms();
+        let (mut next_report, mut interval) = (start + i64::from(FIRST_REPORT_MS), FIRST_REPORT_MS);
+        loop {
+            let now = crate::diag::ktime_ms();
+            if now >= next_report {
+                pr_info!(
+                    "unload waiting {} s for the cdev to be released\n",
+                    (now - start) / 1000
+                );
+                interval = next_report_interval(interval);
+                next_report = now + i64::from(interval);
+            }
+            // Short sleeps, for the hung-task detector (`MAX_SLEEP_MS`).
+            let left = u32::try_from(next_report - now).unwrap_or(MAX_SLEEP_MS);
+            if self
+                .released
+                .wait_timeout(kernel::time::msecs_to_jiffies(left.clamp(1, MAX_SLEEP_MS)))
+            {
+                break;
+            }
         }
         // The next waiter (the drop) must not block: keep it completed.
         self.released.complete();

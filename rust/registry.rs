@@ -89,8 +89,7 @@ impl Drains {
             }
             // Waking now and then keeps the hung-task detector quiet while
             // a holder keeps a unit open.
-            self.idle
-                .wait_timeout(msecs_to_jiffies(gate::MAX_REPORT_INTERVAL_MS));
+            self.idle.wait_timeout(msecs_to_jiffies(gate::MAX_SLEEP_MS));
         }
     }
 }

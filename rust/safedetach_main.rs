@@ -138,7 +138,7 @@ impl Unit {
         //    the cdev release's `complete()` on the anchor and `fops_put()`
         //    after `release` still run, without sleeping, after the waits
         //    above returned: a grace period that starts now covers them.
-        if !variant::SKIP_TAIL {
+        if !variant::SKIP_TAIL && !variant::SKIP_UNIT_TAIL {
             Tail::now().wait();
         }
         // 7. Free (the gate's own drop finds its tail waited for).
