@@ -251,6 +251,7 @@ impl Registry {
     /// Its drain continues in the background. Fails with `ENOENT` if the
     /// unit is not live (never attached, or already detached).
     pub(crate) fn detach(&self, index: u32) -> Result {
+        let start = diag::ktime_ns();
         let mut table = self.table.lock();
         let slot = table
             .live
@@ -261,6 +262,12 @@ impl Registry {
         // Unplugged under `table`: an attach of the same index waits until
         // the old node is gone, and then finds the unit draining.
         self.retire(slot);
+        drop(table);
+        pr_info!(
+            "safedetach{}: detached in {} us\n",
+            index,
+            (diag::ktime_ns() - start) / 1000
+        );
         Ok(())
     }
 

@@ -72,7 +72,7 @@ traffic_on() {
 # lost, duplicated or reordered, and unit 0's clients must stop with
 # ENODEV.
 test_detach_under_load() {
-	local i ms
+	local i ms mark
 	load capacity=4096
 	bg_start cat0 sh -c "cat ${DEV}0 >/dev/null"
 	bg_start dd0 dd if=/dev/zero of=${DEV}0 bs=64 conv=nocreat status=none
@@ -80,15 +80,16 @@ test_detach_under_load() {
 	wait_out hold0 holding 120
 	wait_until 60 "data to flow through unit 0" traffic_on 0
 	for i in 1 2 3; do
-		bg_start seq$i "$SDTOOL" seq ${DEV}$i 4 2 20000
+		bg_start seq$i "$SDTOOL" seq ${DEV}$i 4 2 100000
 	done
-	wait_until 60 "records to flow through units 1 to 3" traffic_on 1 2 3
+	wait_until 60 "records to flow through unit 1" traffic_on 1
+	mark=$(klog_mark "detach under load")
 	ms=$(timed_detach 0)
 	for i in 1 2 3; do
 		kill -0 "$(bg_pid seq$i)" 2>/dev/null ||
 			fail "the records of unit $i were all through before the detach: make them more"
 	done
-	log "detach of the busy unit 0 returned after $ms ms"
+	log "detach of the busy unit 0 returned after $ms ms ($(klog_since "$mark" | grep -o 'detached in [0-9]* us'))"
 	gone 0 || fail "unit 0 is still published after its detach"
 	for i in cat0 dd0; do
 		bg_wait $i 30 || true
@@ -122,7 +123,7 @@ test_idle_holder() {
 		fail "unit 1 with a blocked reader: open_files/in_flight $(attr 1 open_files)/$(attr 1 in_flight), expected 1/1"
 	mark=$(klog_mark "idle holder")
 	ms=$(timed_detach 2)
-	log "detach with an idle holder returned after $ms ms"
+	log "detach with an idle holder returned after $ms ms ($(klog_since "$mark" | grep -o 'detached in [0-9]* us'))"
 	[ "$ms" -lt 5000 ] || fail "the detach waited for the holder ($ms ms)"
 	gone 2 || fail "unit 2 is still published after its detach"
 	kill -USR1 "$pid"
