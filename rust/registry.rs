@@ -104,13 +104,14 @@ struct Slot {
 }
 
 impl Slot {
-    /// Publishes the unit: maps `devt` to it and creates `/dev/<name>` with
-    /// its sysfs attributes.
+    /// Publishes the unit: maps its device number in `region` to it and
+    /// creates `/dev/<name>` with its sysfs attributes.
     ///
     /// # Safety
     ///
     /// `class` must outlive the slot.
-    unsafe fn publish(&mut self, class: &Class, devt: kernel::bindings::dev_t) -> Result {
+    unsafe fn publish(&mut self, class: &Class, region: &Region) -> Result {
+        let devt = region.devt(self.unit.index());
         let name = CString::try_from_fmt(fmt!("safedetach{}", self.unit.index()))?;
         self.cdev = Some(Cdev::add(&FOPS, devt, self.unit.anchor())?);
         let data = self.unit.as_ref().get_ref() as *const Unit;
@@ -234,7 +235,7 @@ impl Registry {
         };
         // SAFETY: The slot goes into `table`, which is emptied before
         // `class` is dropped (type invariant), or is unplugged at once.
-        match unsafe { slot.publish(&self.class, self.region.devt(index)) } {
+        match unsafe { slot.publish(&self.class, &self.region) } {
             Ok(()) => {
                 table.live[index as usize] = Some(slot);
                 Ok(())

@@ -19,6 +19,13 @@
 //! out the tail before it frees anything. While a file stays open `rmmod`
 //! waits, every operation on the file fails with `ENODEV`, and the kernel
 //! log names the process holding it. See Documentation/design.rst.
+//!
+//! Units can also be detached and attached while the module stays loaded
+//! (hot-unplug, [`registry`]): writing an index to
+//! `/sys/class/safedetach/detach` runs the same protocol for that unit
+//! alone, returning once the unit is unreachable and draining it in a work
+//! item; `/sys/class/safedetach/attach` creates a unit again. Each unit's
+//! sysfs directory shows its `open_files` and `in_flight` ([`sysfs`]).
 
 use kernel::{bindings, c_str, fmt, prelude::*, str::CString};
 
