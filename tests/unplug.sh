@@ -97,6 +97,8 @@ test_detach_under_load() {
 	done
 	kill -USR1 "$(bg_pid hold0)"
 	wait_out hold0 '^read: ENODEV$' 60
+	kill -TERM "$(bg_pid hold0)"
+	bg_wait hold0 10
 	for i in 1 2 3; do
 		bg_wait seq$i 600 || { sed 's/^/#   /' "$WORK/seq$i.out"; fail "unit $i lost records"; }
 		expect_out seq$i 'all exactly once, in order'
