@@ -26,7 +26,7 @@
 use crate::completion::Completion;
 use crate::ffi;
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::{bindings, error::to_result, prelude::*, str::CStr, types::Opaque};
+use kernel::{bindings, error::to_result, ffi::c_void, prelude::*, str::CStr, types::Opaque};
 
 /// A range of char-device numbers with a dynamic major.
 ///
@@ -89,19 +89,38 @@ impl Class {
         Ok(Self { ptr })
     }
 
-    /// Creates the device node `/dev/<name>` for `devt`.
+    /// Returns the class as C knows it.
+    pub(crate) fn as_ptr(&self) -> *const bindings::class {
+        self.ptr
+    }
+
+    /// Creates the device node `/dev/<name>` for `devt`, with the sysfs
+    /// attributes `groups` (a NULL-terminated array) and drvdata `data`.
     ///
     /// # Safety
     ///
-    /// The class must outlive the returned node.
+    /// The class must outlive the returned node, and `data` must be what
+    /// the attributes of `groups` expect as drvdata until the node is
+    /// dropped (which waits for their callbacks in progress).
     pub(crate) unsafe fn create_node(
         &self,
         devt: bindings::dev_t,
         name: &CStr,
+        data: *mut c_void,
+        groups: *mut *const bindings::attribute_group,
     ) -> Result<DeviceNode> {
         // SAFETY: `self.ptr` is a live class (type invariant); `name` is
-        // NUL-terminated and is copied by `device_create`.
-        let dev = unsafe { ffi::safedetach_device_create(self.ptr, devt, name.as_char_ptr()) };
+        // NUL-terminated and is copied by `device_create_with_groups`;
+        // `groups` and `data` are the caller's.
+        let dev = unsafe {
+            ffi::safedetach_device_create_with_groups(
+                self.ptr,
+                devt,
+                data,
+                groups,
+                name.as_char_ptr(),
+            )
+        };
         kernel::error::from_err_ptr(dev)?;
         // INVARIANT: the caller guarantees the class outlives the node.
         Ok(DeviceNode {
@@ -270,22 +289,31 @@ impl CdevAnchor {
     ///
     /// Logs while it waits, at the intervals of the gate's drain.
     pub(crate) fn wait_released(&self) {
-        use crate::gate::{next_report_interval, FIRST_REPORT_MS};
+        use crate::gate::{next_report_interval, FIRST_REPORT_MS, MAX_SLEEP_MS};
         self.release();
         if crate::variant::SKIP_CDEV_WAIT {
             return;
         }
-        let (mut waited, mut interval) = (0u32, FIRST_REPORT_MS);
-        while !self
-            .released
-            .wait_timeout(kernel::time::msecs_to_jiffies(interval))
-        {
-            waited += interval;
-            interval = next_report_interval(interval);
-            pr_info!(
-                "unload waiting {} s for the cdev to be released\n",
-                waited / 1000
-            );
+        let start = crate::diag::ktime_ms();
+        let (mut next_report, mut interval) = (start + i64::from(FIRST_REPORT_MS), FIRST_REPORT_MS);
+        loop {
+            let now = crate::diag::ktime_ms();
+            if now >= next_report {
+                pr_info!(
+                    "unload waiting {} s for the cdev to be released\n",
+                    (now - start) / 1000
+                );
+                interval = next_report_interval(interval);
+                next_report = now + i64::from(interval);
+            }
+            // Short sleeps, for the hung-task detector (`MAX_SLEEP_MS`).
+            let left = u32::try_from(next_report - now).unwrap_or(MAX_SLEEP_MS);
+            if self
+                .released
+                .wait_timeout(kernel::time::msecs_to_jiffies(left.clamp(1, MAX_SLEEP_MS)))
+            {
+                break;
+            }
         }
         // The next waiter (the drop) must not block: keep it completed.
         self.released.complete();

@@ -50,9 +50,11 @@ extern "C" {
     pub(crate) fn safedetach_inode_cdev_parent(
         inode: *mut bindings::inode,
     ) -> *mut bindings::kobject;
-    pub(crate) fn safedetach_device_create(
+    pub(crate) fn safedetach_device_create_with_groups(
         cls: *const bindings::class,
         devt: bindings::dev_t,
+        drvdata: *mut c_void,
+        groups: *mut *const bindings::attribute_group,
         name: *const c_char,
     ) -> *mut bindings::device;
 

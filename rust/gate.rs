@@ -101,6 +101,15 @@ pub(crate) const FIRST_REPORT_MS: u32 = 1000;
 /// The longest interval between two reports: the interval doubles from
 /// [`FIRST_REPORT_MS`] up to this.
 pub(crate) const MAX_REPORT_INTERVAL_MS: u32 = 60_000;
+/// The longest single sleep of a drain or a cdev wait.
+///
+/// The hung-task detector reports a task that stays in uninterruptible
+/// sleep without a context switch for `hung_task_timeout_secs`
+/// (`CONFIG_DEFAULT_HUNG_TASK_TIMEOUT`, 120 s by default and 30 s in the
+/// test kernel). A drain may wait for as long as a file stays open, in
+/// `rmmod` or in a detached unit's work item, so it wakes at least this
+/// often; reports are due by the clock and do not change.
+pub(crate) const MAX_SLEEP_MS: u32 = 10_000;
 /// How many distinct processes one report names; the rest are counted.
 pub(crate) const NAMED_HOLDERS: usize = 8;
 
@@ -335,8 +344,10 @@ impl<T> Gate<T> {
                 next_report = now + i64::from(interval);
             }
             // At most `MAX_REPORT_INTERVAL_MS`: the conversion cannot fail.
+            // At most `MAX_SLEEP_MS` at a time.
             let left = u32::try_from(next_report - now).unwrap_or(MAX_REPORT_INTERVAL_MS);
-            self.drained.wait_timeout(msecs_to_jiffies(left.max(1)));
+            self.drained
+                .wait_timeout(msecs_to_jiffies(left.clamp(1, MAX_SLEEP_MS)));
         }
         let mut book = self.book.lock();
         book.drained = Some(Tail::now());
@@ -422,7 +433,8 @@ impl<T> PinnedDrop for Gate<T> {
         // every gate already, and this costs nothing. It is what makes
         // freeing a gate with passes still out impossible.
         self.close();
-        if variant::SKIP_DRAIN || variant::SKIP_TAIL || variant::NO_GATE {
+        if variant::SKIP_DRAIN || variant::SKIP_TAIL || variant::SKIP_UNIT_TAIL || variant::NO_GATE
+        {
             return;
         }
         let drained = self.book.lock().drained;

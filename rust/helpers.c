@@ -126,10 +126,13 @@ struct kobject *safedetach_inode_cdev_parent(struct inode *inode)
 	return inode->i_cdev->kobj.parent;
 }
 
-struct device *safedetach_device_create(const struct class *cls, dev_t devt,
-					const char *name)
+struct device *
+safedetach_device_create_with_groups(const struct class *cls, dev_t devt,
+				     void *drvdata,
+				     const struct attribute_group **groups,
+				     const char *name)
 {
-	return device_create(cls, NULL, devt, NULL, "%s", name);
+	return device_create_with_groups(cls, NULL, devt, drvdata, groups, "%s", name);
 }
 
 void safedetach_warn_drain_ended_open(const char *name, size_t files)

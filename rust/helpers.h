@@ -11,6 +11,7 @@
 #include <linux/types.h>
 
 struct cdev;
+struct attribute_group;
 struct class;
 struct completion;
 struct device;
@@ -37,8 +38,11 @@ void safedetach_cdev_del(struct cdev *cdev);
 void safedetach_cdev_put(struct cdev *cdev);
 void safedetach_cdev_clear_parent(struct cdev *cdev);
 struct kobject *safedetach_inode_cdev_parent(struct inode *inode);
-struct device *safedetach_device_create(const struct class *cls, dev_t devt,
-					const char *name);
+struct device *
+safedetach_device_create_with_groups(const struct class *cls, dev_t devt,
+				     void *drvdata,
+				     const struct attribute_group **groups,
+				     const char *name);
 void safedetach_warn_drain_ended_open(const char *name, size_t files);
 struct pid_namespace *safedetach_init_pid_ns(void);
 void safedetach_poll_wait(struct file *filp, wait_queue_head_t *wq,

@@ -19,12 +19,15 @@
 //! out the tail before it frees anything. While a file stays open `rmmod`
 //! waits, every operation on the file fails with `ENODEV`, and the kernel
 //! log names the process holding it. See Documentation/design.rst.
+//!
+//! Units can also be detached and attached while the module stays loaded
+//! (hot-unplug, [`registry`]): writing an index to
+//! `/sys/class/safedetach/detach` runs the same protocol for that unit
+//! alone, returning once the unit is unreachable and draining it in a work
+//! item; `/sys/class/safedetach/attach` creates a unit again. Each unit's
+//! sysfs directory shows its `open_files` and `in_flight` ([`sysfs`]).
 
-use kernel::{
-    bindings, c_str, fmt,
-    prelude::*,
-    str::{CStr, CString},
-};
+use kernel::{bindings, c_str, fmt, prelude::*, str::CString};
 
 mod barrier;
 mod chrdev;
@@ -35,13 +38,22 @@ mod fifo;
 mod fops;
 mod gate;
 mod percpu;
+mod registry;
+mod sysfs;
 mod variant;
 mod wait;
 
 use barrier::Tail;
-use chrdev::{Cdev, CdevAnchor, Class, DeviceNode, Region};
+use chrdev::CdevAnchor;
 use fifo::Fifo;
 use gate::Gate;
+use kernel::{
+    new_work,
+    sync::Arc,
+    workqueue::{impl_has_work, Work, WorkItem},
+};
+use registry::{Drains, Registry};
+use sysfs::ClassCommand;
 
 module! {
     type: SafeDetach,
@@ -51,39 +63,93 @@ module! {
     license: "GPL",
 }
 
-/// The largest accepted `units` parameter.
-const MAX_UNITS: u32 = 64;
+/// The number of unit indices, and the largest accepted `units` parameter.
+pub(crate) const MAX_UNITS: u32 = 64;
 /// The largest accepted `capacity` parameter (1 MiB).
 const MAX_CAPACITY: u32 = 1 << 20;
 
 /// One device: the cdev's anchor and the gate around the FIFO.
 ///
-/// Field order is drop order: the anchor is released (no path through the
-/// cdev is left) before the gate is freed.
+/// A detached unit is also the work item that drains and frees it
+/// ([`Unit::retire`]). Field order is drop order: the anchor is released
+/// (no path through the cdev is left) before the gate is freed.
 #[pin_data]
 pub(crate) struct Unit {
     #[pin]
     anchor: CdevAnchor,
     #[pin]
     gate: Gate<Fifo>,
+    #[pin]
+    work: Work<Unit>,
+    index: u32,
+    drains: Arc<Drains>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Unit { self.work }
 }
 
 impl Unit {
-    fn new(index: u32, capacity: usize) -> Result<Pin<KBox<Self>>> {
+    fn new(index: u32, capacity: usize, drains: Arc<Drains>) -> Result<Pin<KBox<Self>>> {
         let name = CString::try_from_fmt(fmt!("safedetach{}", index))?;
         KBox::try_pin_init(
             try_pin_init!(Self {
                 anchor <- CdevAnchor::new(),
                 gate <- Gate::new(name, Fifo::new(index, capacity)),
+                work <- new_work!("Unit::work"),
+                index,
+                drains,
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Returns the index of the unit (`/dev/safedetach<index>`).
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Returns the anchor of the unit's cdev.
+    pub(crate) fn anchor(&self) -> &CdevAnchor {
+        &self.anchor
     }
 
     /// Returns the gate of the unit.
     pub(crate) fn gate(self: Pin<&Self>) -> Pin<&Gate<Fifo>> {
         // SAFETY: `gate` is a structurally pinned field.
         unsafe { self.map_unchecked(|u| &u.gate) }
+    }
+
+    /// Step 3 of the protocol: blocked calls return `ENODEV`, pollers see
+    /// `POLLHUP`. The gate must be closed.
+    pub(crate) fn wake(self: Pin<&Self>) {
+        if variant::SKIP_WAKE {
+            return;
+        }
+        if let Some(fifo) = self.gate.closed_data() {
+            fifo.wake_all();
+        }
+    }
+
+    /// Steps 4 to 7 of the protocol for an unplugged unit: drain, wait for
+    /// the cdev, wait out the unit's tail, free.
+    ///
+    /// May sleep for as long as a file of the unit stays open.
+    pub(crate) fn retire(self: Pin<KBox<Self>>) {
+        // 4. Drain: calls in flight and open files.
+        self.gate.drain();
+        // 5. The cdev, whose release has been under way since it was
+        //    deleted: no path into the unit is left.
+        self.anchor.wait_released();
+        // 6. The unit's tail. The last exit's `complete()` on the gate,
+        //    the cdev release's `complete()` on the anchor and `fops_put()`
+        //    after `release` still run, without sleeping, after the waits
+        //    above returned: a grace period that starts now covers them.
+        if !variant::SKIP_TAIL && !variant::SKIP_UNIT_TAIL {
+            Tail::now().wait();
+        }
+        // 7. Free (the gate's own drop finds its tail waited for).
+        drop(self);
     }
 
     /// Returns the unit of a char-device inode of this driver.
@@ -110,106 +176,41 @@ impl Unit {
     }
 }
 
-/// A unit and, while it is published, its cdev and `/dev` node.
+impl WorkItem for Unit {
+    type Pointer = Pin<KBox<Unit>>;
+
+    /// The background half of a detach: drain and free, then tell the
+    /// registry, and touch nothing of the module after that.
+    fn run(unit: Pin<KBox<Unit>>) {
+        let drains = unit.drains.clone();
+        let index = unit.index;
+        unit.retire();
+        drains.finish(index);
+    }
+}
+
+/// The module: the attach and detach files and the registry of units.
 ///
-/// The unload protocol runs in phases over all units ([`SafeDetach`]'s
-/// drop); if a slot is dropped on its own (module init failed half way),
-/// its drop runs every phase for this unit alone. A slot exists before its
-/// cdev is added, so that whatever step of the init fails, the unit is torn
-/// down by the protocol: its gate is closed and its sleepers are woken
-/// before anything waits for its files.
-struct Slot {
-    /// The `/dev` node; dropped before `cdev`.
-    node: Option<DeviceNode>,
-    /// The cdev that maps the device number to the driver.
-    cdev: Option<Cdev>,
-    unit: Pin<KBox<Unit>>,
-}
-
-impl Slot {
-    /// Creates the unit `index`, not yet published.
-    fn new(index: u32, capacity: usize) -> Result<Self> {
-        Ok(Self {
-            node: None,
-            cdev: None,
-            unit: Unit::new(index, capacity)?,
-        })
-    }
-
-    /// Publishes the unit: maps `devt` to it and creates `/dev/<name>`.
-    ///
-    /// # Safety
-    ///
-    /// `class` must outlive the slot.
-    unsafe fn publish(&mut self, class: &Class, devt: bindings::dev_t, name: &CStr) -> Result {
-        self.cdev = Some(Cdev::add(&FOPS, devt, &self.unit.anchor)?);
-        // SAFETY: The caller guarantees that the class outlives the slot,
-        // which owns the node.
-        self.node = Some(unsafe { class.create_node(devt, name) }?);
-        Ok(())
-    }
-
-    /// Step 1: new operations fail with `ENODEV`.
-    fn close(&self) {
-        self.unit.gate.close();
-    }
-
-    /// Step 2: remove the `/dev` node and unmap the device number; from now
-    /// on only the cdev (and the files that hold it) keep the anchor.
-    fn unpublish(&mut self) {
-        self.node = None;
-        self.cdev = None;
-        self.unit.anchor.release();
-    }
-
-    /// Step 3: blocked calls return `ENODEV`, pollers see `POLLHUP`.
-    fn wake(&self) {
-        if variant::SKIP_WAKE {
-            return;
-        }
-        if let Some(fifo) = self.unit.gate.closed_data() {
-            fifo.wake_all();
-        }
-    }
-
-    /// Step 4: wait for calls in flight and open files.
-    fn drain(&self) {
-        self.unit.gate.drain();
-    }
-
-    /// Step 5: wait until the cdev is released: no path into the driver
-    /// through it is left.
-    fn wait_cdev(&self) {
-        self.unit.anchor.wait_released();
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        // After `SafeDetach::drop` these are cheap: close, drain and the
-        // cdev wait return at once, and waking finds nobody. Here only for a
-        // slot dropped on its own; the tail is then waited for by the gate's
-        // own drop (the last field of `unit`).
-        self.close();
-        self.unpublish();
-        self.wake();
-        self.drain();
-        self.wait_cdev();
-    }
-}
-
-/// The module: every unit, the class and the device numbers.
-///
-/// Field order is drop order: the units (and their `/dev` nodes) go before
-/// the class, and the class before the device numbers.
+/// Field order is drop order, but the drop makes the order explicit: the
+/// files go first (so that no write can attach a unit during the unload),
+/// then every unit, then the class and the device numbers.
 struct SafeDetach {
-    slots: KVec<Slot>,
-    _class: Class,
-    _region: Region,
+    commands: Option<(ClassCommand<Registry>, ClassCommand<Registry>)>,
+    registry: Pin<KBox<Registry>>,
 }
 
 /// The `file_operations` of every unit.
-static FOPS: chrdev::FileOperations = fops::FOPS;
+pub(crate) static FOPS: chrdev::FileOperations = fops::FOPS;
+
+/// A write to `/sys/class/safedetach/attach`.
+fn attach(registry: &Registry, text: &[u8]) -> Result {
+    registry.attach(registry::parse_index(text)?)
+}
+
+/// A write to `/sys/class/safedetach/detach`.
+fn detach(registry: &Registry, text: &[u8]) -> Result {
+    registry.detach(registry::parse_index(text)?)
+}
 
 impl kernel::Module for SafeDetach {
     fn init(_module: &'static ThisModule) -> Result<Self> {
@@ -233,28 +234,29 @@ impl kernel::Module for SafeDetach {
             return Err(EINVAL);
         }
 
-        let region = Region::new(units, c_str!("safedetach"))?;
-        let class = Class::new(c_str!("safedetach"))?;
-        let mut slots = KVec::with_capacity(units as usize, GFP_KERNEL)?;
+        // If anything below fails, dropping the registry runs the unload
+        // protocol for the units attached so far.
+        let registry = Registry::new(capacity as usize)?;
         for i in 0..units {
-            let name = CString::try_from_fmt(fmt!("safedetach{}", i))?;
-            // If anything below fails, dropping the slot runs the unload
-            // protocol for it.
-            let mut slot = Slot::new(i, capacity as usize)?;
-            // SAFETY: The slot is dropped before `class`: it is declared
-            // later here, and `slots` is the field before `_class` in
-            // `SafeDetach`.
-            unsafe { slot.publish(&class, region.devt(i), &name) }?;
-            slots.push(slot, GFP_KERNEL)?;
+            registry.attach(i)?;
         }
+        let target = registry.as_ref().get_ref();
+        // SAFETY: The commands are dropped before the registry, which owns
+        // the class: `SafeDetach::drop` drops them first, and here they are
+        // declared after it.
+        let commands = unsafe {
+            (
+                ClassCommand::new(registry.class(), c_str!("attach"), target, attach)?,
+                ClassCommand::new(registry.class(), c_str!("detach"), target, detach)?,
+            )
+        };
         if let Some(name) = variant::NAME {
             pr_info!("this is the deliberately broken test variant '{}'\n", name);
         }
         pr_info!("loaded: {} units of {} bytes\n", units, capacity);
         Ok(SafeDetach {
-            slots,
-            _class: class,
-            _region: region,
+            commands: Some(commands),
+            registry,
         })
     }
 }
@@ -262,41 +264,12 @@ impl kernel::Module for SafeDetach {
 impl Drop for SafeDetach {
     /// `module_exit`: the unload protocol (Documentation/design.rst).
     fn drop(&mut self) {
-        let start = diag::ktime_ns();
-        pr_info!("unloading: closing {} units\n", self.slots.len());
-        // 1. Close every gate: from now on every operation fails with ENODEV.
-        for slot in self.slots.iter() {
-            slot.close();
-        }
-        // 2. Unpublish: the /dev nodes go and the device numbers are unmapped.
-        for slot in self.slots.iter_mut() {
-            slot.unpublish();
-        }
-        // 3. Wake every sleeper and poller.
-        for slot in self.slots.iter() {
-            slot.wake();
-        }
-        // 4. Drain: calls in flight and open files.
-        for slot in self.slots.iter() {
-            slot.drain();
-        }
-        // 5. The cdevs themselves, whose releases have been under way since
-        //    step 2: no path into the driver is left.
-        for slot in self.slots.iter() {
-            slot.wait_cdev();
-        }
-        let drained = diag::ktime_ns();
-        // 6. The tail: every task that counted its exit has left module
-        //    text and data (a voluntary context switch since the drain).
-        if !variant::SKIP_TAIL {
-            Tail::synchronize();
-        }
-        let done = diag::ktime_ns();
-        pr_info!(
-            "unloaded: drain {} us, tail {} us\n",
-            (drained - start) / 1000,
-            (done - drained) / 1000
-        );
-        // 7. Free: the fields drop, units first, then class and region.
+        // 0. No more attach or detach: removing the files waits for the
+        //    writes in progress, which need nothing that is held here.
+        self.commands = None;
+        // 1-6. Detach every live unit (close, unpublish, wake), wait until
+        //    every detached unit is drained and freed, then the tail.
+        self.registry.shutdown(true);
+        // 7. Free: the registry, then the class and the device numbers.
     }
 }

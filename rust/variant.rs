@@ -33,7 +33,12 @@
 //!   module text for 200 ms after it signalled the unloader (the tail
 //!   window, widened). Control: `wide_tail`.
 //! - `wide_tail`: the same widened window with the RCU Tasks wait kept: a
-//!   correct build (the control of `no_tail`), test-only.
+//!   correct build (the control of `no_tail` and `no_unit_tail`),
+//!   test-only.
+//! - `no_unit_tail`: a retired unit is freed without its own RCU Tasks
+//!   wait (the module's tail at unload is kept), and the anchor's release
+//!   is widened as in `no_tail`: a detached unit is freed while its
+//!   anchor's release still reads it. Control: `wide_tail`.
 //! - `no_gate`: the gate counts nothing (benchmarks only: the baseline
 //!   that shows what the gate costs; it is not safe to unload).
 
@@ -52,6 +57,8 @@ pub(crate) const NAME: Option<&str> = if cfg!(safedetach_variant = "no_drain") {
     Some("online_only")
 } else if cfg!(safedetach_variant = "no_tail") {
     Some("no_tail")
+} else if cfg!(safedetach_variant = "no_unit_tail") {
+    Some("no_unit_tail")
 } else if cfg!(safedetach_variant = "wide_tail") {
     Some("wide_tail")
 } else if cfg!(safedetach_variant = "no_gate") {
@@ -74,7 +81,10 @@ pub(crate) const ENTRANCES_FIRST: bool = cfg!(safedetach_variant = "entrances_fi
 pub(crate) const ONLINE_ONLY: bool = cfg!(safedetach_variant = "online_only");
 /// Skip the RCU Tasks grace period.
 pub(crate) const SKIP_TAIL: bool = cfg!(safedetach_variant = "no_tail");
+/// Skip the RCU Tasks grace period of a retired unit (not the module's).
+pub(crate) const SKIP_UNIT_TAIL: bool = cfg!(safedetach_variant = "no_unit_tail");
 /// Keep executing module text for a while after the anchor's release.
-pub(crate) const WIDE_TAIL: bool = SKIP_TAIL || cfg!(safedetach_variant = "wide_tail");
+pub(crate) const WIDE_TAIL: bool =
+    SKIP_TAIL || SKIP_UNIT_TAIL || cfg!(safedetach_variant = "wide_tail");
 /// Count nothing at all.
 pub(crate) const NO_GATE: bool = cfg!(safedetach_variant = "no_gate");

@@ -5,7 +5,8 @@
 # variants of rust/variant.rs, so that several builds can live side by side.
 #
 # Usage: scripts/build-module.sh [VARIANT] OUTDIR
-#   VARIANT: no_drain, no_wake, no_tail, entrances_first or no_gate
+#   VARIANT: a name of rust/variant.rs (no_drain, no_wake, no_tail,
+#   no_unit_tail, entrances_first, no_gate, ...)
 #   The module is OUTDIR/safedetach.ko; KDIR as for `make`.
 set -euo pipefail
 . "$(dirname -- "$0")/env.sh"

@@ -12,6 +12,16 @@ work=$(mktemp -d)
 . tests/klog-patterns.sh
 
 say() { printf '\n=== %s\n' "$*"; }
+# wait_for CMD...: wait (not sleep), up to 30 s, until CMD succeeds.
+wait_for() {
+	local i
+	for i in $(seq 300); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "  timed out waiting for: $*"
+	exit 1
+}
 klog() { dmesg | grep -E '^\[ *[0-9.]+\] safedetach' | sed 's/^/  kernel: /'; }
 
 say "guest: $(uname -r), $(nproc) CPUs"
@@ -23,6 +33,19 @@ say "a FIFO per unit: write, then read back"
 echo "hello from the demo" >${DEV}0
 dd if=${DEV}0 bs=100 count=1 iflag=nonblock status=none
 $SDTOOL stats ${DEV}0
+
+say "hot-unplug: detach unit 0 under a blocked reader, then attach it again"
+cat ${DEV}0 >"$work/unplug" 2>&1 &
+unplug_pid=$!
+wait_for grep -q '^0 ' /proc/$unplug_pid/syscall
+echo 0 >/sys/class/safedetach/detach && echo "  detach 0: done"
+wait $unplug_pid
+printf '  cat (exit %d): %s\n' $? "$(paste -sd ' ' "$work/unplug")"
+echo "  units now: $(echo ${DEV}*)"
+# EBUSY until the old unit 0 has drained and been freed.
+wait_for sh -c "echo 0 >/sys/class/safedetach/attach"
+echo "  attach 0: done; units now: $(echo ${DEV}*)"
+grep -q 'No such device' "$work/unplug" || { echo "  the reader did not see ENODEV"; exit 1; }
 
 say "starting clients: tail -f, cat, dd writer, a writer loop, an idle holder"
 echo "line for tail -f" >${DEV}0
@@ -42,15 +65,6 @@ hold_pid=$!
 # Wait (not sleep) until the clients are where the demo needs them: the
 # holder has its file open, tail -f sleeps in read() of the empty unit, and
 # data flows through units 1 and 2.
-wait_for() {
-	local i
-	for i in $(seq 300); do
-		"$@" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "  timed out waiting for: $*"
-	exit 1
-}
 wait_for grep -q holding "$work/hold"
 wait_for grep -q '^0 ' /proc/$tail_pid/syscall
 wait_for sh -c "$SDTOOL stats ${DEV}1 | grep -q 'bytes_read=[1-9]'"

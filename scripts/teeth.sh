@@ -46,10 +46,12 @@ TEETH=(
 	"entrances_first|clients.sh|^python3 clients that retry|drain ended with [0-9]+ file\(s\) still open"
 	"online_only|hotplug.sh|^rmmod counts what an offline CPU counted|drain ended with [0-9]+ file\(s\) still open"
 	"no_tail|functional.sh|^load and unload\$|KASAN: [a-z-]+ in .*anchor_release"
+	"no_drain|unplug.sh|^detach with an idle holder|KASAN: [a-z-]+ in .*(fops|fifo|Fifo|gate|Gate)|unable to handle page fault|expected 'Device or resource busy'"
+	"no_unit_tail|unplug.sh|^detach with an idle holder|KASAN: [a-z-]+ in .*anchor_release"
 )
 # The correct build each variant's cases are run with as a control, if not
 # the normal module.
-declare -A CONTROL=([no_tail]=wide_tail)
+declare -A CONTROL=([no_tail]=wide_tail [no_unit_tail]=wide_tail)
 
 variants=()
 for t in "${TEETH[@]}"; do

@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The units of the module: attach, detach (hot-unplug) and unload.
+//!
+//! A [`Registry`] owns the device numbers, the class and a table of the
+//! live units. Attaching a unit creates it and publishes it (cdev, `/dev`
+//! node, sysfs directory). Detaching it runs the first half of the unload
+//! protocol for that unit in the caller (close, unpublish, wake), so that
+//! when `detach` returns the unit is unreachable, and queues the second
+//! half (drain, cdev release, tail, free) as a work item: the caller does
+//! not wait for the unit's holders. Unloading the module is detaching every
+//! live unit, then waiting until every detached unit has been freed, then
+//! the module's own tail ([`Registry::shutdown`]).
+//!
+//! # Locking
+//!
+//! `table` serialises attaches and detaches; [`Drains`] has its own lock,
+//! taken inside `table`'s or alone (by the drain that finishes). Nothing
+//! that a file operation or a sysfs `show` does takes either lock, so a
+//! detach may unpublish a unit (which waits for the unit's sysfs callbacks
+//! in progress) while holding `table`.
+
+use crate::barrier::Tail;
+use crate::chrdev::{Cdev, Class, DeviceNode, Region};
+use crate::completion::Completion;
+use crate::{diag, gate, sysfs, Unit, FOPS, MAX_UNITS};
+use kernel::{
+    c_str, fmt, new_mutex,
+    prelude::*,
+    str::CString,
+    sync::{Arc, Mutex},
+    time::msecs_to_jiffies,
+    workqueue,
+};
+
+/// The units that are detached but not yet freed, by index.
+///
+/// A unit's bit is set when it is detached and cleared by its drain as the
+/// very last thing it does, after the unit was freed.
+#[pin_data]
+pub(crate) struct Drains {
+    #[pin]
+    mask: Mutex<u64>,
+    /// Completed whenever a bit is cleared.
+    #[pin]
+    idle: Completion,
+}
+
+impl Drains {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                mask <- new_mutex!(0, "Drains::mask"),
+                idle <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn is_draining(&self, index: u32) -> bool {
+        *self.mask.lock() & (1 << index) != 0
+    }
+
+    fn start(&self, index: u32) {
+        *self.mask.lock() |= 1 << index;
+    }
+
+    /// Records that the detached unit `index` has been freed.
+    ///
+    /// The drain calls this last: once it returns, the drain only returns
+    /// through module text, without sleeping, which the module's tail
+    /// covers.
+    pub(crate) fn finish(&self, index: u32) {
+        *self.mask.lock() &= !(1 << index);
+        self.idle.complete();
+    }
+
+    /// Waits until every detached unit has been freed.
+    ///
+    /// The drains log what they wait for; this only waits.
+    fn wait_idle(&self) {
+        loop {
+            self.idle.reinit();
+            // Order the reinit before the check: a `finish` that this check
+            // misses completes `idle` after it.
+            core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+            if *self.mask.lock() == 0 {
+                return;
+            }
+            // Waking now and then keeps the hung-task detector quiet while
+            // a holder keeps a unit open.
+            self.idle.wait_timeout(msecs_to_jiffies(gate::MAX_SLEEP_MS));
+        }
+    }
+}
+
+/// A live unit: its `/dev` node, its cdev and the unit.
+///
+/// Field order is the unpublishing order: the node goes before the cdev.
+struct Slot {
+    node: Option<DeviceNode>,
+    cdev: Option<Cdev>,
+    unit: Pin<KBox<Unit>>,
+}
+
+impl Slot {
+    /// Publishes the unit: maps its device number in `region` to it and
+    /// creates `/dev/<name>` with its sysfs attributes.
+    ///
+    /// # Safety
+    ///
+    /// `class` must outlive the slot.
+    unsafe fn publish(&mut self, class: &Class, region: &Region) -> Result {
+        let devt = region.devt(self.unit.index());
+        let name = CString::try_from_fmt(fmt!("safedetach{}", self.unit.index()))?;
+        self.cdev = Some(Cdev::add(&FOPS, devt, self.unit.anchor())?);
+        let data = self.unit.as_ref().get_ref() as *const Unit;
+        // SAFETY: The caller guarantees that the class outlives the slot,
+        // which owns the node; the unit, which the attributes use as
+        // drvdata, is freed only after the node was dropped (`unplug`).
+        self.node = Some(unsafe {
+            class.create_node(
+                devt,
+                &name,
+                data.cast_mut().cast(),
+                sysfs::UNIT_GROUPS.as_ptr(),
+            )
+        }?);
+        Ok(())
+    }
+
+    /// Steps 1 to 3 of the protocol for this unit: close, unpublish, wake.
+    /// Returns the unit, unreachable but maybe not yet drained.
+    fn unplug(mut self) -> Pin<KBox<Unit>> {
+        // 1. Close the gate: from now on every operation fails with ENODEV.
+        self.unit.as_ref().gate().close();
+        // 2. Unpublish: the /dev node and the sysfs directory go (their
+        //    callbacks in progress return first), the device number is
+        //    unmapped, and only the cdev keeps the anchor.
+        self.node = None;
+        self.cdev = None;
+        self.unit.anchor().release();
+        // 3. Wake every sleeper and poller.
+        self.unit.as_ref().wake();
+        self.unit
+    }
+}
+
+/// The live units, by index.
+struct Table {
+    live: [Option<Slot>; MAX_UNITS as usize],
+    /// Set by [`Registry::shutdown`]: nothing is attached any more.
+    shut: bool,
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        // `Registry::shutdown` leaves no live unit; were one left, it would
+        // still go through the whole protocol, here and now.
+        for slot in self.live.iter_mut() {
+            if let Some(slot) = slot.take() {
+                slot.unplug().retire();
+            }
+        }
+    }
+}
+
+/// Every unit of the module, the class and the device numbers.
+///
+/// # Invariants
+///
+/// Every unit of `table` was published in `class`; `class` and `region`
+/// outlive them (field order, and `shutdown` empties `table` first).
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registry {
+    #[pin]
+    table: Mutex<Table>,
+    drains: Arc<Drains>,
+    capacity: usize,
+    class: Class,
+    region: Region,
+}
+
+impl Registry {
+    /// Creates an empty registry: the class and [`MAX_UNITS`] device
+    /// numbers, no unit.
+    pub(crate) fn new(capacity: usize) -> Result<Pin<KBox<Self>>> {
+        let region = Region::new(MAX_UNITS, c_str!("safedetach"))?;
+        let class = Class::new(c_str!("safedetach"))?;
+        let drains = Drains::new()?;
+        KBox::pin_init(
+            pin_init!(Self {
+                table <- new_mutex!(
+                    Table { live: [const { None }; MAX_UNITS as usize], shut: false },
+                    "Registry::table"
+                ),
+                drains,
+                capacity,
+                class,
+                region,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Returns the class of the units.
+    pub(crate) fn class(&self) -> &Class {
+        &self.class
+    }
+
+    /// Creates unit `index` and publishes it as `/dev/safedetach<index>`.
+    ///
+    /// Fails with `EEXIST` if the unit is live, `EBUSY` if it was detached
+    /// and is still draining, `EINVAL` if `index` is out of range.
+    pub(crate) fn attach(&self, index: u32) -> Result {
+        if index >= MAX_UNITS {
+            return Err(EINVAL);
+        }
+        let mut table = self.table.lock();
+        if table.shut {
+            return Err(ENODEV);
+        }
+        if table.live[index as usize].is_some() {
+            return Err(EEXIST);
+        }
+        if self.drains.is_draining(index) {
+            return Err(EBUSY);
+        }
+        // A slot exists before its cdev is added: whatever step fails, the
+        // unit is torn down by the protocol, as a detach.
+        let mut slot = Slot {
+            node: None,
+            cdev: None,
+            unit: Unit::new(index, self.capacity, self.drains.clone())?,
+        };
+        // SAFETY: The slot goes into `table`, which is emptied before
+        // `class` is dropped (type invariant), or is unplugged at once.
+        match unsafe { slot.publish(&self.class, &self.region) } {
+            Ok(()) => {
+                table.live[index as usize] = Some(slot);
+                Ok(())
+            }
+            Err(e) => {
+                self.retire(slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// Detaches unit `index`: when this returns, the unit is unreachable.
+    ///
+    /// Its drain continues in the background. Fails with `ENOENT` if the
+    /// unit is not live (never attached, or already detached).
+    pub(crate) fn detach(&self, index: u32) -> Result {
+        let start = diag::ktime_ns();
+        let mut table = self.table.lock();
+        let slot = table
+            .live
+            .get_mut(index as usize)
+            .ok_or(EINVAL)?
+            .take()
+            .ok_or(ENOENT)?;
+        // Unplugged under `table`: an attach of the same index waits until
+        // the old node is gone, and then finds the unit draining.
+        self.retire(slot);
+        drop(table);
+        pr_info!(
+            "safedetach{}: detached in {} us\n",
+            index,
+            (diag::ktime_ns() - start) / 1000
+        );
+        Ok(())
+    }
+
+    /// Unplugs a slot and queues the drain of its unit.
+    fn retire(&self, slot: Slot) {
+        let unit = slot.unplug();
+        self.drains.start(unit.index());
+        workqueue::system_long().enqueue(unit);
+    }
+
+    /// The module's unload: detaches every live unit, waits until every
+    /// detached unit has been freed, then waits out the module's tail.
+    ///
+    /// `loud` logs the start and the end (module exit); a failed init is
+    /// quiet. Does nothing the second time.
+    pub(crate) fn shutdown(&self, loud: bool) {
+        let start = diag::ktime_ns();
+        let mut table = self.table.lock();
+        if table.shut {
+            return;
+        }
+        table.shut = true;
+        if loud {
+            let live = table.live.iter().flatten().count();
+            pr_info!("unloading: closing {} units\n", live);
+        }
+        for slot in table.live.iter_mut() {
+            if let Some(slot) = slot.take() {
+                self.retire(slot);
+            }
+        }
+        drop(table);
+        self.drains.wait_idle();
+        let drained = diag::ktime_ns();
+        // The tail of the module: every drain that finished has left module
+        // text, and nobody still uses `table` or `drains` (`mutex_unlock()`
+        // may touch the mutex after the next owner took it).
+        if !crate::variant::SKIP_TAIL {
+            Tail::synchronize();
+        }
+        if loud {
+            pr_info!(
+                "unloaded: drain {} us, tail {} us\n",
+                (drained - start) / 1000,
+                (diag::ktime_ns() - drained) / 1000
+            );
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Registry {
+    fn drop(self: Pin<&mut Self>) {
+        // After the module's exit, nothing to do; after a failed init, the
+        // units that were attached go through the protocol.
+        self.shutdown(false);
+    }
+}
+
+/// Parses a unit index as the `attach` and `detach` files take it: decimal
+/// digits, then at most one newline. `EINVAL` for anything else, or for an
+/// index out of range.
+pub(crate) fn parse_index(text: &[u8]) -> Result<u32> {
+    let digits = text.strip_suffix(b"\n").unwrap_or(text);
+    if digits.is_empty() {
+        return Err(EINVAL);
+    }
+    let mut index: u32 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return Err(EINVAL);
+        }
+        index = index * 10 + u32::from(c - b'0');
+        if index >= MAX_UNITS {
+            return Err(EINVAL);
+        }
+    }
+    Ok(index)
+}

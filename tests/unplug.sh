@@ -1,0 +1,317 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Hot-unplug: units detached and attached while the module stays loaded
+# (/sys/class/safedetach/attach and detach). A detach must return once the
+# unit is unreachable, without waiting for its holders, while the other
+# units keep working; the unit drains in the background and rmmod waits for
+# it. Every case ends with a clean kernel log.
+set -uo pipefail
+. "$(dirname -- "$0")/lib.sh"
+
+CLASS=/sys/class/$MODNAME
+
+# ctl FILE TEXT: write TEXT to $CLASS/FILE in one write(2); print "ok" or
+# the error (strerror text).
+ctl() {
+	local err
+	if err=$({ printf '%s' "$2" >"$CLASS/$1"; } 2>&1); then
+		echo ok
+	else
+		echo "${err##*: }"
+	fi
+}
+
+# expect_ctl FILE TEXT RESULT: ctl FILE TEXT must print RESULT.
+expect_ctl() {
+	local got
+	got=$(ctl "$1" "$2")
+	[ "$got" = "$3" ] || fail "write of '$(printf '%q' "$2")' to $1: '$got', expected '$3'"
+}
+
+# units: the indices of the units that have a /dev node, in order.
+units() {
+	local d out=
+	for d in ${DEV}*; do
+		[ -e "$d" ] && out+=" ${d#"$DEV"}"
+	done
+	echo "$out" | tr ' ' '\n' | sort -n | xargs
+}
+
+# gone N: unit N has neither a /dev node nor a sysfs directory.
+gone() { [ ! -e ${DEV}$1 ] && [ ! -e $CLASS/$MODNAME$1 ]; }
+
+# attr N NAME: a sysfs attribute of unit N.
+attr() { cat $CLASS/$MODNAME$1/$2; }
+
+# attached N: attach N succeeds (a detached unit is EBUSY until drained).
+attached() { [ "$(ctl attach "$1")" = ok ]; }
+
+# timed_detach N: detach unit N, which must succeed; prints the time the
+# write took in ms.
+timed_detach() {
+	local t0 t1 r
+	t0=$(date +%s%N)
+	r=$(ctl detach "$1")
+	t1=$(date +%s%N)
+	[ "$r" = ok ] || fail "detach $1: $r"
+	echo $(((t1 - t0) / 1000000))
+}
+
+# traffic_on UNIT...: every UNIT has had bytes written and read.
+traffic_on() {
+	local i
+	for i in "$@"; do
+		"$SDTOOL" stats ${DEV}$i | grep -Eq 'bytes_written=[1-9][0-9]* bytes_read=[1-9]' || return 1
+	done
+}
+
+# Unit 0 is busy (a reader, a writer and an idle holder) when it is
+# detached; units 1 to 3 carry sequence-numbered records (4
+# writers, 2 readers each) through the detach and after it: not one may be
+# lost, duplicated or reordered, and unit 0's clients must stop with
+# ENODEV.
+test_detach_under_load() {
+	local i ms mark
+	load capacity=4096
+	bg_start cat0 sh -c "cat ${DEV}0 >/dev/null"
+	bg_start dd0 dd if=/dev/zero of=${DEV}0 bs=64 conv=nocreat status=none
+	bg_start hold0 "$SDTOOL" hold ${DEV}0
+	wait_out hold0 holding 120
+	wait_until 60 "data to flow through unit 0" traffic_on 0
+	for i in 1 2 3; do
+		bg_start seq$i "$SDTOOL" seq ${DEV}$i 4 2 100000
+	done
+	wait_until 60 "records to flow through unit 1" traffic_on 1
+	mark=$(klog_mark "detach under load")
+	ms=$(timed_detach 0)
+	for i in 1 2 3; do
+		kill -0 "$(bg_pid seq$i)" 2>/dev/null ||
+			fail "the records of unit $i were all through before the detach: make them more"
+	done
+	log "detach of the busy unit 0 returned after $ms ms ($(klog_since "$mark" | grep -o 'detached in [0-9]* us'))"
+	gone 0 || fail "unit 0 is still published after its detach"
+	for i in cat0 dd0; do
+		bg_wait $i 30 || true
+		expect_out $i 'No such device'
+	done
+	kill -USR1 "$(bg_pid hold0)"
+	wait_out hold0 '^read: ENODEV$' 60
+	kill -TERM "$(bg_pid hold0)"
+	bg_wait hold0 10
+	for i in 1 2 3; do
+		bg_wait seq$i 600 || { sed 's/^/#   /' "$WORK/seq$i.out"; fail "unit $i lost records"; }
+		expect_out seq$i 'all exactly once, in order'
+	done
+	log "$(sed -n 's/^seq: //p' "$WORK/seq1.out")"
+	[ "$(units)" = "1 2 3" ] || fail "units left: '$(units)', expected '1 2 3'"
+	unload
+}
+
+# An idle holder keeps unit 2 open: the detach returns at once, the holder
+# gets ENODEV, the log names it, attach of that index is EBUSY until the
+# holder closes, and then gives a working unit.
+test_idle_holder() {
+	local ms pid mark
+	load
+	bg_start hold "$SDTOOL" hold ${DEV}2
+	wait_out hold holding 120
+	pid=$(bg_pid hold)
+	[ "$(attr 2 open_files)" = 1 ] || fail "open_files of unit 2: $(attr 2 open_files), expected 1"
+	[ "$(attr 2 in_flight)" = 0 ] || fail "in_flight of unit 2: $(attr 2 in_flight), expected 0"
+	bg_start reader "$SDTOOL" block-read ${DEV}1
+	wait_blocked reader $NR_read
+	[ "$(attr 1 open_files)/$(attr 1 in_flight)" = 1/1 ] ||
+		fail "unit 1 with a blocked reader: open_files/in_flight $(attr 1 open_files)/$(attr 1 in_flight), expected 1/1"
+	mark=$(klog_mark "idle holder")
+	ms=$(timed_detach 2)
+	log "detach with an idle holder returned after $ms ms ($(klog_since "$mark" | grep -o 'detached in [0-9]* us'))"
+	[ "$ms" -lt 5000 ] || fail "the detach waited for the holder ($ms ms)"
+	gone 2 || fail "unit 2 is still published after its detach"
+	kill -USR1 "$pid"
+	wait_out hold '^read: ENODEV$' 60
+	expect_ctl attach 2 "Device or resource busy"
+	expect_ctl detach 2 "No such file or directory"
+	wait_until 60 "the log to name pid $pid" klog_has "$mark" "safedetach2: held open by pid $pid (sdtool)"
+	expect_ctl attach 2 "Device or resource busy"
+	[ "$(units)" = "0 1 3" ] || fail "units: '$(units)', expected '0 1 3'"
+	kill -TERM "$pid"
+	bg_wait hold 10
+	wait_until 60 "attach 2 to succeed once the holder closed" attached 2
+	wait_until 10 "${DEV}2" test -c ${DEV}2
+	printf 'again' >${DEV}2
+	[ "$(dd if=${DEV}2 bs=5 count=1 status=none)" = again ] || fail "the new unit 2 does not work"
+	[ "$(attr 2 open_files)" = 0 ] || fail "open_files of the new unit 2: $(attr 2 open_files)"
+	klog_since "$mark" | grep -q 'safedetach2: drained after' ||
+		fail "the drain of unit 2 did not report that it waited"
+	unload
+}
+
+# rmmod while two detached units still drain (their holders keep them):
+# rmmod detaches the live units, then waits for the detached ones, naming
+# their holders, and returns once they close.
+test_rmmod_while_draining() {
+	local mark p1 p3
+	load
+	bg_start hold1 "$SDTOOL" hold ${DEV}1
+	bg_start hold3 "$SDTOOL" hold ${DEV}3
+	wait_out hold1 holding 120
+	wait_out hold3 holding 120
+	p1=$(bg_pid hold1)
+	p3=$(bg_pid hold3)
+	timed_detach 1 >/dev/null
+	timed_detach 3 >/dev/null
+	mark=$(klog_mark "rmmod while draining")
+	rmmod_bg
+	wait_until 60 "the log to name pid $p1" klog_has "$mark" "safedetach1: held open by pid $p1 (sdtool)"
+	wait_until 60 "the log to name pid $p3" klog_has "$mark" "safedetach3: held open by pid $p3 (sdtool)"
+	klog_has "$mark" "unloading: closing 2 units" || fail "rmmod did not detach the 2 live units"
+	[ -z "$(units)" ] || fail "units still published during rmmod: $(units)"
+	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while detached units were held open"
+	kill -TERM "$p1"
+	bg_wait hold1 10
+	sleep 1
+	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while unit 3 was held open"
+	kill -TERM "$p3"
+	bg_wait hold3 10
+	rmmod_done
+}
+
+# Bad text is EINVAL and changes nothing; good text with one trailing
+# newline works.
+test_bad_input() {
+	local f t
+	load units=2
+	for f in attach detach; do
+		for t in $'\n' x -1 64 99 100 "1 " " 1" +1 0x1 $'1\n\n' $'\n1' 1.0 \
+			18446744073709551617 4294967297 "$(printf '\xef\xbc\x91')"; do
+			expect_ctl $f "$t" "Invalid argument"
+		done
+	done
+	[ "$(units)" = "0 1" ] || fail "units after bad input: '$(units)', expected '0 1'"
+	expect_ctl attach 0 "File exists"
+	expect_ctl attach $'1\n' "File exists"
+	expect_ctl detach 5 "No such file or directory"
+	expect_ctl detach 63 "No such file or directory"
+	[ "$(units)" = "0 1" ] || fail "units after refused commands: '$(units)', expected '0 1'"
+	expect_ctl attach $'63\n' ok
+	expect_ctl attach 007 ok
+	[ "$(units)" = "0 1 7 63" ] || fail "units: '$(units)', expected '0 1 7 63'"
+	expect_ctl detach $'63\n' ok
+	[ "$(units)" = "0 1 7" ] || fail "units: '$(units)', expected '0 1 7'"
+	printf 'x' >${DEV}7
+	[ "$(dd if=${DEV}7 bs=1 count=1 status=none)" = x ] || fail "unit 7 does not work"
+	unload
+}
+
+# Eight threads detach the same unit at the same moment (a barrier, then
+# one write(2) each): exactly one succeeds, the others get ENOENT. For each
+# of 8 units, with a holder on half of them.
+test_concurrent_detach() {
+	local i
+	load units=8
+	for i in 0 2 4 6; do
+		bg_start hold$i "$SDTOOL" hold ${DEV}$i
+		wait_out hold$i holding 120
+	done
+	python3 -c "
+import errno, os, sys, threading
+bad = 0
+for unit in range(8):
+    barrier = threading.Barrier(8)
+    results = []
+    def detach():
+        fd = os.open('$CLASS/detach', os.O_WRONLY)
+        barrier.wait()
+        try:
+            os.write(fd, str(unit).encode())
+            results.append('ok')
+        except OSError as e:
+            results.append(errno.errorcode[e.errno])
+        os.close(fd)
+    threads = [threading.Thread(target=detach) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.sort()
+    print('unit %d: %s' % (unit, ' '.join(results)))
+    if results != ['ENOENT'] * 7 + ['ok']:
+        bad += 1
+sys.exit(bad != 0)
+" >"$WORK/det.out" || { sed 's/^/#   /' "$WORK/det.out"; fail "concurrent detaches: not exactly one success each"; }
+	log "$(head -n1 "$WORK/det.out")"
+	for i in 0 1 2 3 4 5 6 7; do
+		gone $i || fail "unit $i is still published"
+	done
+	for i in 0 2 4 6; do
+		kill -TERM "$(bg_pid hold$i)"
+		bg_wait hold$i 10
+	done
+	unload
+}
+
+# storm SECONDS SEED: detach and attach random units of 0..7 for SECONDS;
+# print how many of each succeeded.
+storm() {
+	local end=$((SECONDS + $1)) i r att=0 det=0
+	RANDOM=$2
+	while [ $SECONDS -lt $end ]; do
+		i=$((RANDOM % 8))
+		if [ $((RANDOM % 2)) = 0 ]; then
+			r=$(ctl detach $i)
+			[ "$r" = ok ] && det=$((det + 1))
+		else
+			r=$(ctl attach $i)
+			[ "$r" = ok ] && att=$((att + 1))
+		fi
+		case $r in
+		ok | "File exists" | "Device or resource busy" | "No such file or directory") ;;
+		*) echo "storm: $i: $r"; return 1 ;;
+		esac
+	done
+	echo "storm: $det detaches, $att attaches"
+}
+
+# Two shells detach and attach units at random while clients of every kind
+# use them; then rmmod, with units live, detached and draining.
+test_storm() {
+	local i c
+	load units=8 capacity=256
+	for i in 0 1 2 3; do
+		bg_start client$i "$SDTOOL" stress 100000 $((40 + i)) --retry-ms $(((i % 2) * 200)) \
+			$(echo ${DEV}{0..7})
+	done
+	for i in 0 1 2 3 4 5 6 7; do
+		bg_start cat$i sh -c "while :; do cat ${DEV}$i >/dev/null 2>&1; sleep 0.05; done"
+	done
+	bg_start writer sh -c "while :; do for i in 0 1 2 3 4 5 6 7; do
+		dd if=/dev/zero of=${DEV}\$i bs=64 count=20 conv=nocreat status=none 2>/dev/null; done; done"
+	bg_start holder sh -c "while :; do $SDTOOL hold ${DEV}5 & p=\$!; sleep 1; kill -TERM \$p; wait \$p; done >/dev/null 2>&1"
+	wait_until 60 "data to flow" traffic_on 1
+	storm 20 1 >"$WORK/storm1.out" &
+	c=$!
+	storm 20 2 >"$WORK/storm2.out" || fail "$(cat "$WORK/storm2.out")"
+	wait $c || fail "$(cat "$WORK/storm1.out")"
+	log "$(cat "$WORK/storm1.out"), $(cat "$WORK/storm2.out")"
+	grep -q 'storm: [1-9][0-9]* detaches, [1-9][0-9]* attaches' "$WORK/storm1.out" ||
+		fail "the storm did not both detach and attach"
+	unload 120
+	for i in 0 1 2 3; do
+		kill -TERM "$(bg_pid client$i)" 2>/dev/null || true
+		bg_wait client$i 30 || fail "client $i: $(cat "$WORK/client$i.out")"
+		sed 's/^/# client'$i': /' "$WORK/client$i.out"
+		expect_out client$i 'stress: ok=[1-9][0-9]* .* ENODEV=[1-9][0-9]* .* undocumented=0$'
+	done
+}
+
+require_module
+ktap_print_header
+ktap_set_plan 6
+run_case "detach one unit under load, the other units keep every record" test_detach_under_load
+run_case "detach with an idle holder: prompt, ENODEV, EBUSY until closed, then attach" test_idle_holder
+run_case "rmmod while detached units are still draining" test_rmmod_while_draining
+run_case "bad input to attach and detach changes nothing" test_bad_input
+run_case "concurrent detaches of one unit: exactly one succeeds" test_concurrent_detach
+run_case "attach/detach storm under clients, then rmmod" test_storm
+ktap_finished
