@@ -217,6 +217,14 @@ task_blocked() {
 	return 1
 }
 
+# traffic_on UNIT...: every UNIT has had bytes written and read.
+traffic_on() {
+	local i
+	for i in "$@"; do
+		"$SDTOOL" stats ${DEV}$i | grep -Eq 'bytes_written=[1-9][0-9]* bytes_read=[1-9]' || return 1
+	done
+}
+
 # wait_blocked NAME SYSCALL|WCHAN-REGEX: wait (up to 120 s) until background
 # process NAME is asleep in that system call or kernel function; fail if it
 # never gets there. This, not a sleep, is how a case knows that a client is

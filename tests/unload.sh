@@ -218,14 +218,6 @@ test_concurrent_rmmod() {
 	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
 }
 
-# traffic_on UNIT...: every UNIT has had bytes written and read.
-traffic_on() {
-	local i
-	for i in "$@"; do
-		"$SDTOOL" stats ${DEV}$i | grep -Eq 'bytes_written=[1-9][0-9]* bytes_read=[1-9]' || return 1
-	done
-}
-
 test_unload_under_io() {
 	local i
 	load capacity=256

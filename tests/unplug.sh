@@ -58,14 +58,6 @@ timed_detach() {
 	echo $(((t1 - t0) / 1000000))
 }
 
-# traffic_on UNIT...: every UNIT has had bytes written and read.
-traffic_on() {
-	local i
-	for i in "$@"; do
-		"$SDTOOL" stats ${DEV}$i | grep -Eq 'bytes_written=[1-9][0-9]* bytes_read=[1-9]' || return 1
-	done
-}
-
 # Unit 0 is busy (a reader, a writer and an idle holder) when it is
 # detached; units 1 to 3 carry sequence-numbered records (4
 # writers, 2 readers each) through the detach and after it: not one may be
