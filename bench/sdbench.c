@@ -62,7 +62,7 @@ MODULE_PARM_DESC(duration_ms, "length of each measurement in ms (1..10000, defau
  * The same fields and the same instruction sequence as struct Gate in
  * rust/gate.rs, minus its slow path:
  *
- * - PerCpuCounter::inc() (rust/percpu.rs) is `incq %gs:(reg)` in an asm!
+ * - PerCpuCounter::inc() (rust/abstractions/percpu.rs) is `incq %gs:(reg)` in an asm!
  *   block without `nomem`, i.e. one per-CPU increment that is also a
  *   compiler barrier: here this_cpu_inc() followed by barrier();
  * - `closing.load(Ordering::Relaxed)` is READ_ONCE(closing);

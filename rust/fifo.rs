@@ -21,9 +21,9 @@
 //! as calls in flight (see "User copies and the FIFO lock" in
 //! Documentation/design.rst).
 
+use crate::abstractions::wait::{events::*, WaitQueue};
 use crate::gate::Pass;
 use crate::variant;
-use crate::wait::{events::*, WaitQueue};
 use kernel::{
     new_mutex,
     prelude::*,

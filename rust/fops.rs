@@ -10,10 +10,10 @@
 //! `EWOULDBLOCK`); this driver drains instead (see Documentation/design.rst,
 //! "Policies").
 
-use crate::chrdev::FileOperations;
+use crate::abstractions::chrdev::FileOperations;
+use crate::abstractions::wait::events::{POLLERR, POLLHUP};
 use crate::fifo::Fifo;
 use crate::gate::{FilePass, OpenFile};
-use crate::wait::events::{POLLERR, POLLHUP};
 use crate::Unit;
 use kernel::{
     bindings,

@@ -75,10 +75,10 @@
 //! `CONFIG_PREEMPT_RCU` a task preempted outside an RCU read-side section is
 //! not waited for.
 
-use crate::barrier::{mb_on_each_cpu, Tail};
-use crate::completion::Completion;
-use crate::diag::{self, TaskId};
-use crate::percpu::PerCpuCounter;
+use crate::abstractions::barrier::{mb_on_each_cpu, Tail};
+use crate::abstractions::completion::Completion;
+use crate::abstractions::diag::{self, TaskId};
+use crate::abstractions::percpu::PerCpuCounter;
 use crate::variant;
 use core::{
     marker::PhantomData,

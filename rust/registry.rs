@@ -20,10 +20,11 @@
 //! detach may unpublish a unit (which waits for the unit's sysfs callbacks
 //! in progress) while holding `table`.
 
-use crate::barrier::Tail;
-use crate::chrdev::{Cdev, Class, DeviceNode, Region};
-use crate::completion::Completion;
-use crate::{diag, gate, sysfs, Unit, FOPS, MAX_UNITS};
+use crate::abstractions::barrier::Tail;
+use crate::abstractions::chrdev::{Cdev, Class, DeviceNode, Region};
+use crate::abstractions::completion::Completion;
+use crate::abstractions::{diag, sysfs};
+use crate::{gate, Unit, FOPS, MAX_UNITS};
 use kernel::{
     c_str, fmt, new_mutex,
     prelude::*,

@@ -25,26 +25,33 @@
 //! `/sys/class/safedetach/detach` runs the same protocol for that unit
 //! alone, returning once the unit is unreachable and draining it in a work
 //! item; `/sys/class/safedetach/attach` creates a unit again. Each unit's
-//! sysfs directory shows its `open_files` and `in_flight` ([`sysfs`]).
+//! sysfs directory shows its `open_files` and `in_flight`
+//! ([`abstractions::sysfs`]).
+//!
+//! The crate has three layers, each readable on its own:
+//!
+//! - **The protocol**, [`gate`]: the per-CPU gate, its close, drain and
+//!   tail. This is the part a driver author copies.
+//! - **Kernel abstractions 6.12 lacks**, [`abstractions`]: char devices,
+//!   completions, wait queues, per-CPU counters, the IPI barrier round,
+//!   sysfs attributes, diagnostics, and the thin C wrappers: the layer
+//!   that uses `bindings::`; Documentation/porting.rst maps each file
+//!   to its mainline replacement.
+//! - **The driver**: this crate root (module parameters, units, load and
+//!   unload), [`registry`] (attach, detach, background drains), [`fops`]
+//!   (the `file_operations` entry points) and [`fifo`] (the byte FIFO),
+//!   plus [`variant`], the deliberately broken builds of the test suite.
 
 use kernel::{bindings, c_str, fmt, prelude::*, str::CString};
 
-mod barrier;
-mod chrdev;
-mod completion;
-mod diag;
-mod ffi;
+mod abstractions;
 mod fifo;
 mod fops;
 mod gate;
-mod percpu;
 mod registry;
-mod sysfs;
 mod variant;
-mod wait;
 
-use barrier::Tail;
-use chrdev::CdevAnchor;
+use abstractions::{barrier::Tail, chrdev, chrdev::CdevAnchor, ffi, sysfs::ClassCommand};
 use fifo::Fifo;
 use gate::Gate;
 use kernel::{
@@ -53,7 +60,6 @@ use kernel::{
     workqueue::{impl_has_work, Work, WorkItem},
 };
 use registry::{Drains, Registry};
-use sysfs::ClassCommand;
 
 module! {
     type: SafeDetach,

@@ -15,7 +15,7 @@
 //!   or been idle. It proves that no task is still executing the few
 //!   instructions that follow its last counter increment.
 
-use crate::ffi;
+use super::ffi;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 use kernel::{bindings, ffi::c_void};
 

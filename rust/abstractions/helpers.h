@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Prototypes of the wrappers in helpers.c; rust/ffi.rs declares the same
+ * Prototypes of the wrappers in helpers.c; rust/abstractions/ffi.rs declares the same
  * functions for Rust.
  */
 #ifndef SAFEDETACH_HELPERS_H

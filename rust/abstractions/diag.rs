@@ -8,7 +8,7 @@
 //! `WARN`; these fill the gap so that the protocol code (`gate.rs`) and the
 //! driver stay free of `bindings::`. The clock is `kernel::time::Ktime`.
 
-use crate::ffi;
+use super::ffi;
 use kernel::{bindings, str::CStr, time::Ktime};
 
 /// The identity of the task that opened a file, as the drain reports it.

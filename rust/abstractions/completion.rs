@@ -5,7 +5,7 @@
 //! 6.12's `kernel` crate has no completion type. This one covers what the
 //! gate needs: signal from any context, reinitialise, and a bounded wait.
 
-use crate::ffi;
+use super::ffi;
 use kernel::{bindings, prelude::*, types::Opaque};
 
 /// A `struct completion`.

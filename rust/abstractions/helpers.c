@@ -17,7 +17,7 @@
 #include <linux/poll.h>
 #include <linux/smp.h>
 
-#include "../include/uapi/safedetach.h"
+#include "../../include/uapi/safedetach.h"
 #include "helpers.h"
 
 static_assert(sizeof(struct safedetach_stats) == 64);

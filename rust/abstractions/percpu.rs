@@ -9,7 +9,7 @@
 //! the total is only known by summing every CPU's copy
 //! ([`PerCpuCounter::sum`]), which the slow path does.
 
-use crate::ffi;
+use super::ffi;
 use kernel::{
     bindings,
     ffi::{c_int, c_uint},

@@ -23,8 +23,8 @@
 //! parent: when the anchor is released, no path into the driver through the
 //! cdev is left.
 
-use crate::completion::Completion;
-use crate::ffi;
+use super::completion::Completion;
+use super::ffi;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{bindings, error::to_result, ffi::c_void, prelude::*, str::CStr, types::Opaque};
 
@@ -294,10 +294,10 @@ impl CdevAnchor {
         if crate::variant::SKIP_CDEV_WAIT {
             return;
         }
-        let start = crate::diag::ktime_ms();
+        let start = super::diag::ktime_ms();
         let (mut next_report, mut interval) = (start + i64::from(FIRST_REPORT_MS), FIRST_REPORT_MS);
         loop {
-            let now = crate::diag::ktime_ms();
+            let now = super::diag::ktime_ms();
             if now >= next_report {
                 pr_info!(
                     "unload waiting {} s for the cdev to be released\n",

@@ -29,7 +29,7 @@
 //! detach never removes the file whose write it is running (the case that
 //! `device_remove_file_self()` exists for).
 
-use crate::chrdev::Class;
+use super::chrdev::Class;
 use crate::Unit;
 use kernel::{
     bindings,

@@ -11,7 +11,7 @@
 //! `wait_event()` pattern (queue first, check second), so a condition set
 //! without the lock, followed by [`WaitQueue::notify`], is never missed.
 
-use crate::ffi;
+use super::ffi;
 use kernel::{bindings, prelude::*, types::Opaque};
 
 /// Event bits of `poll(2)` (include/uapi/asm-generic/poll.h).

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel abstractions that 6.12's `kernel` crate lacks.
+//!
+//! This is the layer of the module that uses `bindings::` and raw C
+//! pointers (besides the `file_operations` entry points in [`crate::fops`]);
+//! the protocol ([`crate::gate`]) and the driver (the crate root,
+//! [`crate::fifo`], [`crate::fops`], [`crate::registry`]) are built on it.
+//! Each file is a small, general wrapper of one kernel facility, in the
+//! style of the kernel's own `rust/kernel/`, so that a later kernel's
+//! abstraction can replace it file by file (Documentation/porting.rst says
+//! which one replaces which, and since when):
+//!
+//! - [`chrdev`]: cdev regions, cdevs, the class and device nodes, and
+//!   `file_operations` tables, as RAII values.
+//! - [`completion`]: `struct completion`.
+//! - [`wait`]: a wait queue for sleepers and for `poll`/`select`/`epoll`.
+//! - [`percpu`]: per-CPU `u64` counters (no mainline abstraction exists).
+//! - [`barrier`]: the IPI barrier round and the RCU Tasks wait (none in
+//!   mainline).
+//! - [`sysfs`]: the class and unit attributes.
+//! - [`diag`]: the current task, a monotonic clock, sleeping and `WARN`.
+//! - [`ffi`]: the declarations of the thin C wrappers in `helpers.c` (one
+//!   per inline or macro API, no logic), which also hold the module
+//!   parameters.
+
+pub(crate) mod barrier;
+pub(crate) mod chrdev;
+pub(crate) mod completion;
+pub(crate) mod diag;
+pub(crate) mod ffi;
+pub(crate) mod percpu;
+pub(crate) mod sysfs;
+pub(crate) mod wait;
