@@ -2,17 +2,16 @@
 
 //! Kernel abstractions that 6.12's `kernel` crate lacks.
 //!
-//! This is the layer of the module that uses `bindings::` and raw C
-//! pointers (besides the `file_operations` entry points in [`crate::fops`]);
-//! the protocol ([`crate::gate`]) and the driver (the crate root,
+//! This is the only layer of the module that uses `bindings::` and raw C
+//! pointers; the protocol ([`crate::gate`]) and the driver (the crate root,
 //! [`crate::fifo`], [`crate::fops`], [`crate::registry`]) are built on it.
 //! Each file is a small, general wrapper of one kernel facility, in the
 //! style of the kernel's own `rust/kernel/`, so that a later kernel's
 //! abstraction can replace it file by file (Documentation/porting.rst says
 //! which one replaces which, and since when):
 //!
-//! - [`chrdev`]: cdev regions, cdevs, the class and device nodes, and
-//!   `file_operations` tables, as RAII values.
+//! - [`chrdev`]: cdev regions, cdevs, the class and device nodes as RAII
+//!   values, and the file operations as a trait whose C table it builds.
 //! - [`completion`]: `struct completion`.
 //! - [`wait`]: a wait queue for sleepers and for `poll`/`select`/`epoll`.
 //! - [`percpu`]: per-CPU `u64` counters (no mainline abstraction exists).

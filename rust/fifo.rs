@@ -21,7 +21,7 @@
 //! as calls in flight (see "User copies and the FIFO lock" in
 //! Documentation/design.rst).
 
-use crate::abstractions::wait::{events::*, WaitQueue};
+use crate::abstractions::wait::{events::*, PollTable, WaitQueue};
 use crate::gate::Pass;
 use crate::variant;
 use kernel::{
@@ -225,16 +225,11 @@ impl Fifo {
     ///
     /// # Safety
     ///
-    /// `file` and `table` must be the arguments of a `->poll` call in
-    /// progress on a file of this unit.
-    pub(crate) unsafe fn poll(
-        pass: &Pass<'_, Self>,
-        file: *mut kernel::bindings::file,
-        table: *mut kernel::bindings::poll_table_struct,
-    ) -> u32 {
+    /// `table` must be that of a `->poll` call on a file of this unit.
+    pub(crate) unsafe fn poll(pass: &Pass<'_, Self>, table: &PollTable<'_>) -> u32 {
         // SAFETY: The caller's contract; the unit outlives its open files
         // (the unloader drains every open file before freeing it).
-        unsafe { pass.pollers.register(file, table) };
+        unsafe { pass.pollers.register(table) };
         // Registered first, checked second: a wake-up after the check
         // finds the poller on the queue.
         if pass.is_closing() {

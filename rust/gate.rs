@@ -94,6 +94,7 @@ use kernel::{
     str::CString,
     sync::{Arc, Mutex},
     time::msecs_to_jiffies,
+    types::ForeignOwnable,
 };
 
 /// When [`Gate::drain`] first logs what it is waiting for, after it started.
@@ -549,7 +550,7 @@ impl<T> PinnedDrop for OpenFile<T> {
 /// file: the drain waits for these too. A `FilePass` does not give access
 /// to the state by itself; every operation still enters the gate through
 /// [`OpenFile::enter`]. A file keeps its pass as a raw pointer in
-/// `private_data` ([`into_raw`](Self::into_raw)).
+/// `private_data` (its [`ForeignOwnable`] implementation).
 ///
 /// # Invariants
 ///
@@ -563,41 +564,36 @@ impl<T> FilePass<T> {
     pub(crate) fn file(&self) -> &OpenFile<T> {
         &self.file
     }
+}
 
-    /// Gives up the pass for a raw pointer, such as a file's `private_data`.
-    pub(crate) fn into_raw(self) -> *mut c_void {
+// A file keeps its pass in `private_data`: `into_foreign` gives it up for a
+// pointer, `borrow` reaches its open file during a call, and `from_foreign`
+// takes it back in `release`.
+impl<T: 'static> ForeignOwnable for FilePass<T> {
+    type Borrowed<'a> = &'a OpenFile<T>;
+
+    fn into_foreign(self) -> *const c_void {
         let this = core::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so `file` is moved out only once.
         let file = unsafe { core::ptr::read(&this.file) };
-        Arc::into_raw(file).cast_mut().cast()
+        Arc::into_raw(file).cast()
     }
 
-    /// Takes back a pass given up by [`into_raw`](Self::into_raw).
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must come from `into_raw` of a `FilePass<T>`, and must not be
-    /// used again.
-    pub(crate) unsafe fn from_raw(ptr: *mut c_void) -> Self {
-        // SAFETY: The caller's contract: `ptr` is an `Arc::into_raw` of
-        // ours, given back once.
-        // INVARIANT: a pass that `into_raw` gave up was on the list, and
-        // only this drop takes it off.
+    unsafe fn borrow<'a>(ptr: *const c_void) -> &'a OpenFile<T> {
+        // SAFETY: The caller's contract: `ptr` comes from `into_foreign` and
+        // is not yet taken back, so the `Arc` it leaked keeps the
+        // `OpenFile` alive during `'a`.
+        unsafe { &*ptr.cast::<OpenFile<T>>() }
+    }
+
+    unsafe fn from_foreign(ptr: *const c_void) -> Self {
+        // INVARIANT: a pass that `into_foreign` gave up was on the list, and
+        // only this pass's drop takes it off.
         Self {
+            // SAFETY: The caller's contract: `ptr` is an `Arc::into_raw` of
+            // ours, taken back once.
             file: unsafe { Arc::from_raw(ptr.cast::<OpenFile<T>>()) },
         }
-    }
-
-    /// Borrows the open file of a pass given up by [`into_raw`](Self::into_raw).
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must come from `into_raw` of a `FilePass<T>`, and `from_raw`
-    /// must not be called on it during `'a`.
-    pub(crate) unsafe fn borrow<'a>(ptr: *mut c_void) -> &'a OpenFile<T> {
-        // SAFETY: The caller's contract: the `Arc` that `into_raw` leaked
-        // keeps the `OpenFile` alive during `'a`.
-        unsafe { &*ptr.cast::<OpenFile<T>>() }
     }
 }
 

@@ -24,7 +24,7 @@ use crate::abstractions::barrier::Tail;
 use crate::abstractions::chrdev::{Cdev, Class, DeviceNode, Region};
 use crate::abstractions::completion::Completion;
 use crate::abstractions::{diag, sysfs};
-use crate::{gate, Unit, FOPS, MAX_UNITS};
+use crate::{fops::FOPS, gate, Unit, MAX_UNITS};
 use kernel::{
     c_str, fmt, new_mutex,
     prelude::*,

@@ -34,15 +34,15 @@
 //!   tail. This is the part a driver author copies.
 //! - **Kernel abstractions 6.12 lacks**, [`abstractions`]: char devices,
 //!   completions, wait queues, per-CPU counters, the IPI barrier round,
-//!   sysfs attributes, diagnostics, and the thin C wrappers: the layer
-//!   that uses `bindings::`; Documentation/porting.rst maps each file
+//!   sysfs attributes, diagnostics, and the thin C wrappers: the only
+//!   layer that uses `bindings::`; Documentation/porting.rst maps each file
 //!   to its mainline replacement.
 //! - **The driver**: this crate root (module parameters, units, load and
 //!   unload), [`registry`] (attach, detach, background drains), [`fops`]
 //!   (the `file_operations` entry points) and [`fifo`] (the byte FIFO),
 //!   plus [`variant`], the deliberately broken builds of the test suite.
 
-use kernel::{bindings, c_str, fmt, prelude::*, str::CString};
+use kernel::{c_str, fmt, prelude::*, str::CString};
 
 mod abstractions;
 mod fifo;
@@ -51,7 +51,7 @@ mod gate;
 mod registry;
 mod variant;
 
-use abstractions::{barrier::Tail, chrdev, chrdev::CdevAnchor, ffi, sysfs::ClassCommand};
+use abstractions::{barrier::Tail, chrdev::CdevAnchor, ffi, sysfs::ClassCommand};
 use fifo::Fifo;
 use gate::Gate;
 use kernel::{
@@ -158,21 +158,18 @@ impl Unit {
         drop(self);
     }
 
-    /// Returns the unit of a char-device inode of this driver.
+    /// Returns the unit whose cdev's parent is `anchor`.
     ///
     /// # Safety
     ///
-    /// `inode` must be an inode whose `i_cdev` is a cdev of this driver and
-    /// is referenced for the duration of `'a` (as during `->open`).
-    pub(crate) unsafe fn from_inode<'a>(inode: *mut bindings::inode) -> Pin<&'a Self> {
-        // SAFETY: By the caller's contract `i_cdev` is one of our cdevs, whose
-        // parent is the anchor of a unit (`Cdev::add`).
-        let kobj = unsafe { ffi::safedetach_inode_cdev_parent(inode) };
-        // SAFETY: `kobj` is the `kobj` of the `anchor` of a live `Unit`:
-        // the cdev holds a reference to it, and a unit is freed only after
-        // its anchor was released.
+    /// `anchor` must be the `anchor` of a unit (the parent of a unit's
+    /// cdev, as in `->open`).
+    pub(crate) unsafe fn from_anchor(anchor: &CdevAnchor) -> Pin<&Self> {
+        // SAFETY: By the caller's contract `anchor` is the `anchor` field of
+        // a `Unit`, which lives at least as long as the borrow of its
+        // anchor: a unit is freed only after its anchor was released.
         let unit = unsafe {
-            CdevAnchor::from_kobj(kobj)
+            core::ptr::from_ref(anchor)
                 .cast::<u8>()
                 .sub(core::mem::offset_of!(Self, anchor))
                 .cast::<Self>()
@@ -204,9 +201,6 @@ struct SafeDetach {
     commands: Option<(ClassCommand<Registry>, ClassCommand<Registry>)>,
     registry: Pin<KBox<Registry>>,
 }
-
-/// The `file_operations` of every unit.
-pub(crate) static FOPS: chrdev::FileOperations = fops::FOPS;
 
 /// A write to `/sys/class/safedetach/attach`.
 fn attach(registry: &Registry, text: &[u8]) -> Result {

@@ -10,6 +10,8 @@
 //! - [`DeviceNode`]: one `/dev/<name>` node (`device_create()`);
 //! - [`Cdev`]: the published `struct cdev` that maps a device number to the
 //!   driver's `file_operations` (`cdev_add()`);
+//! - [`FileOps`] and [`FileOperations`]: the driver's file operations as
+//!   safe functions, and the C table that calls them;
 //! - [`CdevAnchor`]: the parent kobject of a [`Cdev`], whose release tells
 //!   the driver that the cdev itself is gone.
 //!
@@ -25,8 +27,17 @@
 
 use super::completion::Completion;
 use super::ffi;
+use super::wait::PollTable;
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::{bindings, error::to_result, ffi::c_void, prelude::*, str::CStr, types::Opaque};
+use kernel::{
+    bindings,
+    error::{from_result, to_result},
+    ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void},
+    prelude::*,
+    str::CStr,
+    types::{ForeignOwnable, Opaque},
+    uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
+};
 
 /// A range of char-device numbers with a dynamic major.
 ///
@@ -159,17 +170,187 @@ impl Drop for DeviceNode {
     }
 }
 
+/// The operations of a char device's files, as safe functions.
+///
+/// [`FileOperations::new`] turns an implementation into the C
+/// `file_operations` table: its entry points convert their C arguments once
+/// and call these (as mainline's `MiscDevice` does in
+/// `rust/kernel/miscdevice.rs`, from 6.13 on).
+pub(crate) trait FileOps: 'static {
+    /// What an open file keeps in `private_data`, from `open` to `release`.
+    type Private: ForeignOwnable;
+
+    /// `->open` of a file of the cdev whose parent is `anchor` (see
+    /// [`Cdev::add`]). The anchor is alive for the call.
+    fn open(anchor: &CdevAnchor) -> Result<Self::Private>;
+
+    /// `->read`: copy at most `out.len()` bytes out; `nonblock` says
+    /// whether the file was opened with `O_NONBLOCK`.
+    fn read(
+        file: <Self::Private as ForeignOwnable>::Borrowed<'_>,
+        out: UserSliceWriter,
+        nonblock: bool,
+    ) -> Result<usize>;
+
+    /// `->write`: copy at most `input.len()` bytes in.
+    fn write(
+        file: <Self::Private as ForeignOwnable>::Borrowed<'_>,
+        input: UserSliceReader,
+        nonblock: bool,
+    ) -> Result<usize>;
+
+    /// `->poll`: register on `table`, return the ready events.
+    fn poll(file: <Self::Private as ForeignOwnable>::Borrowed<'_>, table: &PollTable<'_>) -> u32;
+
+    /// `->unlocked_ioctl`.
+    fn ioctl(
+        file: <Self::Private as ForeignOwnable>::Borrowed<'_>,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<isize>;
+}
+
 /// The `file_operations` table of a char device.
+///
+/// `owner` is `NULL`: the module's reference count does not keep it loaded
+/// while a file is open, so the driver must drain its files before it is
+/// freed (Documentation/design.rst, "Policies"). Files are not seekable
+/// (`nonseekable_open()`); `mmap` and every other absent entry fail.
 ///
 /// # Invariants
 ///
-/// Every function pointer in `0` is safe to call as the corresponding
-/// `file_operations` entry for files of the cdevs it is published with.
+/// The table is only published with [`Cdev::add`], so the cdev of every file
+/// that reaches its entry points has a [`CdevAnchor`] as its parent.
 #[repr(transparent)]
-pub(crate) struct FileOperations(pub(crate) bindings::file_operations);
+pub(crate) struct FileOperations(bindings::file_operations);
 
 // SAFETY: The table is immutable; the kernel reads it from any thread.
 unsafe impl Sync for FileOperations {}
+
+impl FileOperations {
+    /// The table whose entries call `T`.
+    pub(crate) const fn new<T: FileOps>() -> Self {
+        Self(bindings::file_operations {
+            owner: core::ptr::null_mut(),
+            open: Some(open::<T>),
+            release: Some(release::<T>),
+            read: Some(read::<T>),
+            write: Some(write::<T>),
+            poll: Some(poll::<T>),
+            unlocked_ioctl: Some(ioctl::<T>),
+            // SAFETY: All-zero is a valid `file_operations`: every other
+            // entry is absent.
+            ..unsafe { core::mem::zeroed() }
+        })
+    }
+}
+
+/// Returns the private data of `file`, which `open` set.
+///
+/// # Safety
+///
+/// `file` must be a file of a [`FileOperations::new::<T>`] table that `open`
+/// set up and `release` has not yet torn down; the result must not outlive
+/// the call.
+unsafe fn private<'a, T: FileOps>(
+    file: *mut bindings::file,
+) -> <T::Private as ForeignOwnable>::Borrowed<'a> {
+    // SAFETY: By the caller's contract `private_data` is what `open` gave up
+    // with `into_foreign`, taken back only in `release`.
+    unsafe { T::Private::borrow((*file).private_data) }
+}
+
+/// Returns whether `file` was opened with `O_NONBLOCK`.
+///
+/// # Safety
+///
+/// `file` must be a valid file.
+unsafe fn nonblock(file: *mut bindings::file) -> bool {
+    // SAFETY: By the caller's contract `file` is valid.
+    unsafe { (*file).f_flags & bindings::O_NONBLOCK != 0 }
+}
+
+unsafe extern "C" fn open<T: FileOps>(
+    inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: `inode` and `file` are the arguments of `->open`.
+        to_result(unsafe { bindings::nonseekable_open(inode, file) })?;
+        // SAFETY: `chrdev_open()` holds a reference to the inode's cdev for
+        // the whole call, and the cdev one to its parent, which is an anchor
+        // (the type invariant of `FileOperations`).
+        let anchor = unsafe { &*CdevAnchor::from_kobj(ffi::safedetach_inode_cdev_parent(inode)) };
+        let private = T::open(anchor)?;
+        // SAFETY: `file` is being opened and is not shared yet.
+        unsafe { (*file).private_data = private.into_foreign().cast_mut() };
+        Ok(0)
+    })
+}
+
+unsafe extern "C" fn release<T: FileOps>(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: `open` stored an `into_foreign` in `private_data`, and
+    // `release` is called once per successful open, after every other call.
+    drop(unsafe { T::Private::from_foreign((*file).private_data) });
+    0
+}
+
+unsafe extern "C" fn read<T: FileOps>(
+    file: *mut bindings::file,
+    buf: *mut c_char,
+    count: usize,
+    _ppos: *mut bindings::loff_t,
+) -> isize {
+    from_result(|| {
+        let out = UserSlice::new(buf as usize, count).writer();
+        // SAFETY: `->read` is only called on files that `open` set up.
+        let n = T::read(unsafe { private::<T>(file) }, out, unsafe {
+            nonblock(file)
+        })?;
+        Ok(n as isize)
+    })
+}
+
+unsafe extern "C" fn write<T: FileOps>(
+    file: *mut bindings::file,
+    buf: *const c_char,
+    count: usize,
+    _ppos: *mut bindings::loff_t,
+) -> isize {
+    from_result(|| {
+        let input = UserSlice::new(buf as usize, count).reader();
+        // SAFETY: `->write` is only called on files that `open` set up.
+        let n = T::write(unsafe { private::<T>(file) }, input, unsafe {
+            nonblock(file)
+        })?;
+        Ok(n as isize)
+    })
+}
+
+unsafe extern "C" fn poll<T: FileOps>(
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table_struct,
+) -> bindings::__poll_t {
+    // SAFETY: `file` and `table` are the arguments of this `->poll`.
+    let table = unsafe { PollTable::from_raw(file, table) };
+    // SAFETY: `->poll` is only called on files that `open` set up.
+    T::poll(unsafe { private::<T>(file) }, &table)
+}
+
+unsafe extern "C" fn ioctl<T: FileOps>(
+    file: *mut bindings::file,
+    cmd: c_uint,
+    arg: c_ulong,
+) -> c_long {
+    from_result(|| {
+        // SAFETY: `->unlocked_ioctl` is only called on files `open` set up.
+        let ret = T::ioctl(unsafe { private::<T>(file) }, cmd, arg as usize)?;
+        Ok(ret as c_long)
+    })
+}
 
 /// The parent kobject of a [`Cdev`], released when the cdev is.
 ///

@@ -12,6 +12,7 @@
 //! without the lock, followed by [`WaitQueue::notify`], is never missed.
 
 use super::ffi;
+use core::marker::PhantomData;
 use kernel::{bindings, prelude::*, types::Opaque};
 
 /// Event bits of `poll(2)` (include/uapi/asm-generic/poll.h).
@@ -31,6 +32,39 @@ struct StaticKey(Opaque<bindings::lock_class_key>);
 unsafe impl Sync for StaticKey {}
 
 static WAIT_KEY: StaticKey = StaticKey(Opaque::uninit());
+
+/// The poll table of a `->poll` call in progress (`poll_table`,
+/// include/linux/poll.h), to register on a [`WaitQueue`].
+///
+/// # Invariants
+///
+/// `file` and `table` are the arguments of a `->poll` call that lasts at
+/// least as long as `'a`.
+pub(crate) struct PollTable<'a> {
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table_struct,
+    _call: PhantomData<&'a ()>,
+}
+
+impl PollTable<'_> {
+    /// Wraps the arguments of a `->poll` call.
+    ///
+    /// # Safety
+    ///
+    /// `file` and `table` must be the arguments of a `->poll` call in
+    /// progress for as long as the result lives.
+    pub(crate) unsafe fn from_raw(
+        file: *mut bindings::file,
+        table: *mut bindings::poll_table_struct,
+    ) -> Self {
+        // INVARIANT: The caller's contract.
+        Self {
+            file,
+            table,
+            _call: PhantomData,
+        }
+    }
+}
 
 /// A wait queue for sleepers and poll tables.
 ///
@@ -67,20 +101,17 @@ impl WaitQueue {
         })
     }
 
-    /// Registers `table` of `file` on this queue (`poll_wait()`).
+    /// Registers the caller's poll table on this queue (`poll_wait()`).
     ///
     /// # Safety
     ///
-    /// `file` and `table` must be the arguments of a `->poll` call in
-    /// progress, and the queue must outlive the file (the poll table may
+    /// The queue must outlive the file being polled (the poll table may
     /// stay registered until the file is released).
-    pub(crate) unsafe fn register(
-        &self,
-        file: *mut bindings::file,
-        table: *mut bindings::poll_table_struct,
-    ) {
-        // SAFETY: The caller's contract; `wq` is initialised.
-        unsafe { ffi::safedetach_poll_wait(file, self.wq.get(), table) };
+    pub(crate) unsafe fn register(&self, table: &PollTable<'_>) {
+        // SAFETY: `table`'s invariant: its file and table are those of a
+        // `->poll` call in progress; the caller's contract; `wq` is
+        // initialised.
+        unsafe { ffi::safedetach_poll_wait(table.file, self.wq.get(), table.table) };
     }
 
     /// Releases `guard` and sleeps until [`notify`](Self::notify), unless
