@@ -45,7 +45,12 @@ impl FileOps for UnitFile {
         Ok(pass)
     }
 
-    fn read(file: &OpenFile<Fifo>, out: UserSliceWriter, nonblock: bool) -> Result<usize> {
+    fn read(
+        file: &OpenFile<Fifo>,
+        out: UserSliceWriter,
+        _pos: &mut i64,
+        nonblock: bool,
+    ) -> Result<usize> {
         let pass = file.enter()?;
         let count = out.len();
         Fifo::read(&pass, out, count, nonblock)
@@ -60,8 +65,8 @@ impl FileOps for UnitFile {
     /// A closing unit reports `POLLHUP | POLLERR`.
     fn poll(file: &OpenFile<Fifo>, table: &PollTable<'_>) -> u32 {
         match file.enter() {
-            // SAFETY: `table` is that of a `->poll` call on `file`, a file
-            // of this unit.
+            // SAFETY: `table` belongs to this call on `file` (the contract
+            // of `FileOps::poll`), a file of this unit.
             Ok(pass) => unsafe { Fifo::poll(&pass, table) },
             Err(_) => POLLHUP | POLLERR,
         }

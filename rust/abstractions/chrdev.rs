@@ -27,7 +27,10 @@
 
 use super::completion::Completion;
 use super::ffi;
-use super::wait::PollTable;
+use super::wait::{
+    events::{POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM},
+    PollTable,
+};
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     bindings,
@@ -184,30 +187,41 @@ pub(crate) trait FileOps: 'static {
     /// [`Cdev::add`]). The anchor is alive for the call.
     fn open(anchor: &CdevAnchor) -> Result<Self::Private>;
 
-    /// `->read`: copy at most `out.len()` bytes out; `nonblock` says
+    /// `->read`: copy at most `out.len()` bytes out, from file position
+    /// `pos` (update it if the device has positions); `nonblock` says
     /// whether the file was opened with `O_NONBLOCK`.
     fn read(
         file: <Self::Private as ForeignOwnable>::Borrowed<'_>,
         out: UserSliceWriter,
+        pos: &mut i64,
         nonblock: bool,
     ) -> Result<usize>;
 
-    /// `->write`: copy at most `input.len()` bytes in.
+    /// `->write`: copy at most `input.len()` bytes in. Without it, `EINVAL`
+    /// (as for a `file_operations` without `write`).
     fn write(
-        file: <Self::Private as ForeignOwnable>::Borrowed<'_>,
-        input: UserSliceReader,
-        nonblock: bool,
-    ) -> Result<usize>;
+        _file: <Self::Private as ForeignOwnable>::Borrowed<'_>,
+        _input: UserSliceReader,
+        _nonblock: bool,
+    ) -> Result<usize> {
+        Err(EINVAL)
+    }
 
-    /// `->poll`: register on `table`, return the ready events.
-    fn poll(file: <Self::Private as ForeignOwnable>::Borrowed<'_>, table: &PollTable<'_>) -> u32;
+    /// `->poll`: register on `table`, which belongs to this call on
+    /// `file`, and return the ready events. Without it, always readable and
+    /// writable (as for a `file_operations` without `poll`).
+    fn poll(_file: <Self::Private as ForeignOwnable>::Borrowed<'_>, _table: &PollTable<'_>) -> u32 {
+        POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
+    }
 
-    /// `->unlocked_ioctl`.
+    /// `->unlocked_ioctl`. Without it, `ENOTTY`.
     fn ioctl(
-        file: <Self::Private as ForeignOwnable>::Borrowed<'_>,
-        cmd: u32,
-        arg: usize,
-    ) -> Result<isize>;
+        _file: <Self::Private as ForeignOwnable>::Borrowed<'_>,
+        _cmd: u32,
+        _arg: usize,
+    ) -> Result<isize> {
+        Err(ENOTTY)
+    }
 }
 
 /// The `file_operations` table of a char device.
@@ -302,14 +316,21 @@ unsafe extern "C" fn read<T: FileOps>(
     file: *mut bindings::file,
     buf: *mut c_char,
     count: usize,
-    _ppos: *mut bindings::loff_t,
+    ppos: *mut bindings::loff_t,
 ) -> isize {
     from_result(|| {
         let out = UserSlice::new(buf as usize, count).writer();
+        // SAFETY: `file` is valid during `->read`.
+        let nonblock = unsafe { nonblock(file) };
+        // SAFETY: `ppos` is NULL (a stream) or valid during `->read`.
+        let mut pos = unsafe { ppos.as_ref() }.copied().unwrap_or(0);
         // SAFETY: `->read` is only called on files that `open` set up.
-        let n = T::read(unsafe { private::<T>(file) }, out, unsafe {
-            nonblock(file)
-        })?;
+        let file = unsafe { private::<T>(file) };
+        let n = T::read(file, out, &mut pos, nonblock)?;
+        // SAFETY: As above.
+        if let Some(ppos) = unsafe { ppos.as_mut() } {
+            *ppos = pos;
+        }
         Ok(n as isize)
     })
 }
@@ -322,10 +343,10 @@ unsafe extern "C" fn write<T: FileOps>(
 ) -> isize {
     from_result(|| {
         let input = UserSlice::new(buf as usize, count).reader();
+        // SAFETY: `file` is valid during `->write`.
+        let nonblock = unsafe { nonblock(file) };
         // SAFETY: `->write` is only called on files that `open` set up.
-        let n = T::write(unsafe { private::<T>(file) }, input, unsafe {
-            nonblock(file)
-        })?;
+        let n = T::write(unsafe { private::<T>(file) }, input, nonblock)?;
         Ok(n as isize)
     })
 }
