@@ -75,7 +75,7 @@ console_scan() {
 {
 	doc build
 	echo "TAP version 13"
-	echo "1..3"
+	echo "1..4"
 	built=1
 	if ( "$SAFEDETACH_TOP/scripts/setup.sh" && step "module: building safedetach.ko" &&
 		make -s -C "$SAFEDETACH_TOP" modules 2>&1 ); then
@@ -95,6 +95,12 @@ console_scan() {
 	else
 		sed 's/^/#   /' "$out/rustfmt.txt" 2>/dev/null | head -n 40
 		echo "not ok 3 build: rust/ is formatted with the kernel's .rustfmt.toml (make rustfmtcheck)"
+	fi
+	if [ $built = 1 ] && scripts/build-example.sh "$out/gatedemo" >"$out/gatedemo.txt" 2>&1; then
+		echo "ok 4 build: the driver guide's example, gatedemo.ko, from the copied files (scripts/build-example.sh)"
+	else
+		sed 's/^/#   /' "$out/gatedemo.txt" 2>/dev/null | grep -vE '^#   +(\||= )' | head -n 40
+		echo "not ok 4 build: the driver guide's example, gatedemo.ko, from the copied files (scripts/build-example.sh)"
 	fi
 	if [ $built = 1 ]; then
 		export KTAP_HELPERS
