@@ -79,6 +79,7 @@ use crate::barrier::{mb_on_each_cpu, Tail};
 use crate::completion::Completion;
 use crate::diag::{self, TaskId};
 use crate::percpu::PerCpuCounter;
+use crate::static_key;
 use crate::variant;
 use core::{
     marker::PhantomData,
@@ -183,8 +184,7 @@ impl<T> Gate<T> {
                 _not_send: PhantomData,
             });
         }
-        self.entered.inc();
-        if self.closing.load(Ordering::Relaxed) {
+        if self.count(&self.entered) {
             self.back_out();
             return Err(ENODEV);
         }
@@ -205,10 +205,25 @@ impl<T> Gate<T> {
         // past the increment: order them, as `__srcu_read_unlock()` does.
         #[cfg(not(target_arch = "x86_64"))]
         core::sync::atomic::fence(Ordering::SeqCst);
-        self.exited.inc();
-        if self.closing.load(Ordering::Relaxed) {
+        if self.count(&self.exited) {
             self.wake_drainer();
         }
+    }
+
+    /// Counts an entrance or an exit on `counter`, then returns whether the
+    /// gate is closing.
+    ///
+    /// While no gate of the module is closing this is the increment and the
+    /// static key's NOP (see "Static branch" in the module documentation);
+    /// once one is, the NOP is a jump to the load and test of this gate's
+    /// own `closing`.
+    #[inline(always)]
+    fn count(&self, counter: &PerCpuCounter) -> bool {
+        if variant::LOAD_TEST {
+            counter.inc();
+            return self.closing.load(Ordering::Relaxed);
+        }
+        counter.inc_then_key() && self.closing.load(Ordering::Relaxed)
     }
 
     /// Undoes an entrance that found the gate closing.
@@ -269,8 +284,16 @@ impl<T> Gate<T> {
         if self.closing.swap(true, Ordering::SeqCst) {
             return;
         }
-        // Make every CPU see `closing` before anything is counted (see
-        // "Close" in the module documentation).
+        // Send every pass of the module to the slow path, which loads
+        // `closing`; the gate's drop gives the key back (see "Static
+        // branch" in the module documentation).
+        // INVARIANT: a gate whose `closing` is set holds one enable of the
+        // key until it is dropped.
+        if !variant::NO_KEY {
+            static_key::inc();
+        }
+        // Make every CPU see `closing` and the key before anything is
+        // counted (see "Close" in the module documentation).
         mb_on_each_cpu();
     }
 
@@ -433,17 +456,26 @@ impl<T> PinnedDrop for Gate<T> {
         // every gate already, and this costs nothing. It is what makes
         // freeing a gate with passes still out impossible.
         self.close();
-        if variant::SKIP_DRAIN || variant::SKIP_TAIL || variant::SKIP_UNIT_TAIL || variant::NO_GATE
+        if !(variant::SKIP_DRAIN
+            || variant::SKIP_TAIL
+            || variant::SKIP_UNIT_TAIL
+            || variant::NO_GATE)
         {
-            return;
-        }
-        let drained = self.book.lock().drained;
-        match drained {
-            Some(tail) => tail.wait(),
-            None => {
-                self.drain();
-                Tail::synchronize();
+            let drained = self.book.lock().drained;
+            match drained {
+                Some(tail) => tail.wait(),
+                None => {
+                    self.drain();
+                    Tail::synchronize();
+                }
             }
+        }
+        // Drained, and the tail waited out: no pass can reach this gate's
+        // check any more, so its enable of the static key goes. While other
+        // gates hold it their passes keep the slow path; after the last,
+        // the sites are NOPs again.
+        if !variant::NO_KEY {
+            static_key::dec();
         }
     }
 }

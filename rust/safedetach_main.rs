@@ -39,6 +39,7 @@ mod fops;
 mod gate;
 mod percpu;
 mod registry;
+mod static_key;
 mod sysfs;
 mod variant;
 mod wait;
