@@ -37,9 +37,10 @@ if [ ! -r "$ko" ]; then
 	ktap_finished
 fi
 
-# The module's jump-label sites: "code target key" per __jump_table entry,
-# from its relocations (the .ko is relocatable: each field is a PC-relative
-# relocation against .text, or against the key's symbol).
+# The jump-label sites of the gates' key: "code target key" per
+# __jump_table entry on safedetach_closing_key, from the relocations (the
+# .ko is relocatable: each field is a PC-relative relocation against .text,
+# or against the key's symbol). None: a build without the static branch.
 jump_table=$(readelf -rW "$ko" | python3 -c '
 import re, sys
 
@@ -55,7 +56,8 @@ for line in sys.stdin:
     value = "%x" % int(f[6], 16) if f[4] == ".text" else f[4]
     entries.setdefault(off - off % 16, {})[off % 16] = value
 for e in entries.values():
-    print(e.get(0, "-"), e.get(4, "-"), e.get(8, "-"))
+    if e.get(8) == "safedetach_closing_key":
+        print(e.get(0, "-"), e.get(4, "-"), e.get(8))
 ')
 report=$("$objdump" -d --no-show-raw-insn "$ko" | JUMP_TABLE=$jump_table python3 -c '
 import os, re, sys
