@@ -41,8 +41,9 @@
 //!   anchor's release still reads it. Control: `wide_tail`.
 //! - `no_key`: closing a gate does not enable the static key
 //!   (rust/static_key.rs), so passes never take the slow path that loads
-//!   `closing`: calls on a closed gate are let in. A detached unit's held
-//!   file keeps working, and its drain waits as long as it is used.
+//!   `closing`: calls on a closed gate are let in (those that would sleep
+//!   still fail, as they test the flag itself before sleeping), and a
+//!   detached unit's file can be opened again through `/proc/PID/fd/N`.
 //! - `no_gate`: the gate counts nothing (benchmarks only: the baseline
 //!   that shows what the gate costs; it is not safe to unload).
 //! - `load_test`: the gate as it was before the static key, loading and
