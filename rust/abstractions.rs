@@ -15,6 +15,9 @@
 //! - [`completion`]: `struct completion`.
 //! - [`wait`]: a wait queue for sleepers and for `poll`/`select`/`epoll`.
 //! - [`percpu`]: per-CPU `u64` counters (no mainline abstraction exists).
+//! - [`static_key`]: the module's static key and the jump-label NOP after a
+//!   per-CPU increment, in `asm!` (6.12's `kernel` crate has no static
+//!   branch).
 //! - [`barrier`]: the IPI barrier round and the RCU Tasks wait (none in
 //!   mainline).
 //! - [`sysfs`]: the class and unit attributes.
@@ -29,5 +32,6 @@ pub(crate) mod completion;
 pub(crate) mod diag;
 pub(crate) mod ffi;
 pub(crate) mod percpu;
+pub(crate) mod static_key;
 pub(crate) mod sysfs;
 pub(crate) mod wait;

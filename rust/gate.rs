@@ -15,10 +15,17 @@
 //!
 //! # Cost
 //!
-//! Entering is one per-CPU increment and one load of `closing`; leaving is
-//! one per-CPU increment and one load. No lock, no atomic read-modify-write,
-//! no fence, no shared cache line is written: on x86_64 each increment is a
-//! single `incq %gs:(reg)` (see [`PerCpuCounter::inc`]).
+//! While no gate of the module is closing, entering is one per-CPU
+//! increment and a 5-byte NOP, and so is leaving: on x86_64 with
+//! `CONFIG_JUMP_LABEL`, `incq %gs:(reg)` and the NOP of a static branch
+//! (rust/abstractions/static_key.rs), with nothing loaded and nothing tested. No lock,
+//! no atomic read-modify-write, no fence, no shared cache line is written.
+//! Closing a gate enables the module's static key: the kernel patches
+//! every NOP into a jump to the slow path, which loads this gate's own
+//! `closing` and tests it. Without jump labels the key is an `atomic_t`
+//! and the check after the increment is a load of it and a test; the
+//! `load_test` build (rust/variant.rs) loads and tests `closing` at every
+//! pass, as the gate did before the key.
 //!
 //! # Memory ordering
 //!
@@ -26,16 +33,18 @@
 //! all CPUs mean anything, because a task may enter on one CPU and leave on
 //! another.
 //!
-//! 1. *Close.* The unloader sets `closing` and then runs a full barrier on
-//!    every CPU ([`mb_on_each_cpu`]). Take any entrant on a CPU X: it
-//!    increments `entered` and then loads `closing`. If its increment came
-//!    after X's barrier in program order, so does its load, and the load
-//!    sees `closing` (the barrier ran after the store to `closing`). If its
-//!    increment came before X's barrier, the barrier made it visible to
-//!    every CPU before `close` returned. So after `close`, every entrant
-//!    either sees `closing` and backs out, or is counted in `entered`. This
-//!    is what makes the fence-free fast path correct despite x86's store
-//!    buffer (a store may be passed by a later load).
+//! 1. *Close.* The unloader sets `closing`, enables the static key (see
+//!    "Static branch" below) and then runs a full barrier on every CPU
+//!    ([`mb_on_each_cpu`]). Take any entrant on a CPU X: it increments
+//!    `entered` and then checks the key, and if the key is enabled, loads
+//!    `closing`. If its increment came after X's barrier in program order,
+//!    so does its check, which finds the key enabled, and its load, which
+//!    sees `closing` (the barrier ran after both stores). If its increment
+//!    came before X's barrier, the barrier made it visible to every CPU
+//!    before `close` returned. So after `close`, every entrant either sees
+//!    `closing` and backs out, or is counted in `entered`. This is what
+//!    makes the fence-free fast path correct despite x86's store buffer (a
+//!    store may be passed by a later load).
 //! 2. *Drain.* The unloader sums `exited` first, runs a full barrier, then
 //!    sums `entered`. An exit is counted only after its entrance (program
 //!    order on the task, plus the barrier), so any exit the first sum saw
@@ -54,6 +63,61 @@
 //!    after its increment; the unloader re-sums after every wake-up and at
 //!    least every [`MAX_REPORT_INTERVAL_MS`], so a missed wake-up only
 //!    delays the unload, it never ends the drain early.
+//!
+//! # Static branch
+//!
+//! With jump labels the check after an increment is not a load: it is the
+//! code itself, a NOP while the key is disabled and a `jmp` once it is
+//! enabled. The key is counted (`static_branch_inc()`/`static_branch_dec()`):
+//! each closed gate holds one enable from [`close`](Gate::close) until it is
+//! dropped, after its drain and tail, so a detached unit and the module's
+//! unload compose, and the other gates stay on the slow path (loading their
+//! own `closing`, which is clear) only while a closed gate still exists.
+//!
+//! The first enable patches every site with `text_poke_bp()`
+//! (arch/x86/kernel/alternative.c): it writes an `int3` over the first byte,
+//! runs `text_poke_sync()`, writes the rest of the `jmp`, syncs, writes its
+//! first byte, syncs. `text_poke_sync()` is `on_each_cpu(do_sync_core)`: an
+//! IPI that runs `sync_core()`, a serialising instruction (`iretq` to self,
+//! or `SERIALIZE`), on every online CPU, and waits for all. A CPU that
+//! hits the `int3` meanwhile is sent on by `poke_int3_handler()` as if it
+//! had executed the new `jmp`. Take an entrant on a CPU X whose increment
+//! is followed by the site (in the same `asm!`, so nothing comes between):
+//!
+//! - If it executed the old NOP, it did so before X handled the last
+//!   `text_poke_sync()` IPI: a serialised CPU fetches the new code (Intel
+//!   SDM vol. 3, "Handling Self- and Cross-Modifying Code"). Its increment came
+//!   before the NOP in program order, and the IPI, whose interrupt and
+//!   serialising return drain X's store buffer, made it visible before
+//!   `static_branch_inc()` returned, hence before the drain's sums. (A task
+//!   migrated between the increment and the NOP went through the
+//!   scheduler's locks, which drained the first CPU's buffer.) So it is
+//!   counted, and the drain waits for it.
+//! - If it executes the site after that IPI, it jumps (or hits the `int3`
+//!   and is sent the same way) and loads `closing`, which was set before
+//!   the patching began: it sees it and backs out.
+//!
+//! So when the key goes from 0 to 1 the syncs alone give the guarantee of
+//! *Close*. `mb_on_each_cpu()` stays for the other case: when the key is
+//! enabled already (another gate is closing), `static_branch_inc()` only
+//! counts, no CPU is interrupted, and the entrant is in the old protocol
+//! (increment, jump, load of `closing`), whose store-buffering window only
+//! the barrier closes. The spin model has both (tests/model/unload.pml:
+//! mutant `no-close-barrier` is caught only through a key enabled before,
+//! mutant `no-patch-sync` through the stale NOP). `static_branch_inc()`
+//! does not say whether it patched, and one more IPI round in a close costs
+//! nothing on the fast path.
+//!
+//! The exit side is the same argument: an exit that ran the NOP is visible
+//! to the drain's first sum (no wake-up is needed for it), and one after
+//! the patch sees `closing` and wakes the drainer. The module's jump-table
+//! entries are registered on `MODULE_STATE_COMING`, before init, and
+//! removed by the `MODULE_STATE_GOING` notifier that `delete_module()`
+//! calls after `module_exit` returns (kernel/module/main.c,
+//! `jump_label_module_notify()` in kernel/jump_label.c); `jump_label_update()`
+//! finds the key's module with `__module_address()`, which refuses only
+//! `MODULE_STATE_UNFORMED`. So the key can be enabled and disabled while
+//! the module loads, runs, or runs its exit.
 //!
 //! # Open files
 //!
@@ -79,6 +143,7 @@ use crate::abstractions::barrier::{mb_on_each_cpu, Tail};
 use crate::abstractions::completion::Completion;
 use crate::abstractions::diag::{self, TaskId};
 use crate::abstractions::percpu::PerCpuCounter;
+use crate::abstractions::static_key;
 use crate::variant;
 use core::{
     marker::PhantomData,
@@ -184,8 +249,7 @@ impl<T> Gate<T> {
                 _not_send: PhantomData,
             });
         }
-        self.entered.inc();
-        if self.closing.load(Ordering::Relaxed) {
+        if self.count(&self.entered) {
             self.back_out();
             return Err(ENODEV);
         }
@@ -206,10 +270,25 @@ impl<T> Gate<T> {
         // past the increment: order them, as `__srcu_read_unlock()` does.
         #[cfg(not(target_arch = "x86_64"))]
         core::sync::atomic::fence(Ordering::SeqCst);
-        self.exited.inc();
-        if self.closing.load(Ordering::Relaxed) {
+        if self.count(&self.exited) {
             self.wake_drainer();
         }
+    }
+
+    /// Counts an entrance or an exit on `counter`, then returns whether the
+    /// gate is closing.
+    ///
+    /// While no gate of the module is closing this is the increment and the
+    /// static key's NOP (see "Static branch" in the module documentation);
+    /// once one is, the NOP is a jump to the load and test of this gate's
+    /// own `closing`.
+    #[inline(always)]
+    fn count(&self, counter: &PerCpuCounter) -> bool {
+        if variant::LOAD_TEST {
+            counter.inc();
+            return self.closing.load(Ordering::Relaxed);
+        }
+        counter.inc_then_key() && self.closing.load(Ordering::Relaxed)
     }
 
     /// Undoes an entrance that found the gate closing.
@@ -270,8 +349,16 @@ impl<T> Gate<T> {
         if self.closing.swap(true, Ordering::SeqCst) {
             return;
         }
-        // Make every CPU see `closing` before anything is counted (see
-        // "Close" in the module documentation).
+        // Send every pass of the module to the slow path, which loads
+        // `closing`; the gate's drop gives the key back (see "Static
+        // branch" in the module documentation).
+        // INVARIANT: a gate whose `closing` is set holds one enable of the
+        // key until it is dropped.
+        if !variant::NO_KEY {
+            static_key::inc();
+        }
+        // Make every CPU see `closing` and the key before anything is
+        // counted (see "Close" in the module documentation).
         mb_on_each_cpu();
     }
 
@@ -434,17 +521,26 @@ impl<T> PinnedDrop for Gate<T> {
         // every gate already, and this costs nothing. It is what makes
         // freeing a gate with passes still out impossible.
         self.close();
-        if variant::SKIP_DRAIN || variant::SKIP_TAIL || variant::SKIP_UNIT_TAIL || variant::NO_GATE
+        if !(variant::SKIP_DRAIN
+            || variant::SKIP_TAIL
+            || variant::SKIP_UNIT_TAIL
+            || variant::NO_GATE)
         {
-            return;
-        }
-        let drained = self.book.lock().drained;
-        match drained {
-            Some(tail) => tail.wait(),
-            None => {
-                self.drain();
-                Tail::synchronize();
+            let drained = self.book.lock().drained;
+            match drained {
+                Some(tail) => tail.wait(),
+                None => {
+                    self.drain();
+                    Tail::synchronize();
+                }
             }
+        }
+        // Drained, and the tail waited out: no pass can reach this gate's
+        // check any more, so its enable of the static key goes. While other
+        // gates hold it their passes keep the slow path; after the last,
+        // the sites are NOPs again.
+        if !variant::NO_KEY {
+            static_key::dec();
         }
     }
 }

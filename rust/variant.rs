@@ -39,8 +39,16 @@
 //!   wait (the module's tail at unload is kept), and the anchor's release
 //!   is widened as in `no_tail`: a detached unit is freed while its
 //!   anchor's release still reads it. Control: `wide_tail`.
+//! - `no_key`: closing a gate does not enable the static key
+//!   (rust/abstractions/static_key.rs), so passes never take the slow path that loads
+//!   `closing`: calls on a closed gate are let in (those that would sleep
+//!   still fail, as they test the flag itself before sleeping), and a
+//!   detached unit's file can be opened again through `/proc/PID/fd/N`.
 //! - `no_gate`: the gate counts nothing (benchmarks only: the baseline
 //!   that shows what the gate costs; it is not safe to unload).
+//! - `load_test`: the gate as it was before the static key, loading and
+//!   testing `closing` at every pass (benchmarks: the cost of that load
+//!   and branch); a correct build.
 
 /// The name of the variant this module was built as, if any.
 pub(crate) const NAME: Option<&str> = if cfg!(safedetach_variant = "no_drain") {
@@ -61,8 +69,12 @@ pub(crate) const NAME: Option<&str> = if cfg!(safedetach_variant = "no_drain") {
     Some("no_unit_tail")
 } else if cfg!(safedetach_variant = "wide_tail") {
     Some("wide_tail")
+} else if cfg!(safedetach_variant = "no_key") {
+    Some("no_key")
 } else if cfg!(safedetach_variant = "no_gate") {
     Some("no_gate")
+} else if cfg!(safedetach_variant = "load_test") {
+    Some("load_test")
 } else {
     None
 };
@@ -88,3 +100,7 @@ pub(crate) const WIDE_TAIL: bool =
     SKIP_TAIL || SKIP_UNIT_TAIL || cfg!(safedetach_variant = "wide_tail");
 /// Count nothing at all.
 pub(crate) const NO_GATE: bool = cfg!(safedetach_variant = "no_gate");
+/// Never enable the static key when a gate closes.
+pub(crate) const NO_KEY: bool = cfg!(safedetach_variant = "no_key");
+/// Load and test `closing` at every pass, without the static key.
+pub(crate) const LOAD_TEST: bool = cfg!(safedetach_variant = "load_test");

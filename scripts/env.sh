@@ -27,8 +27,9 @@ step() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Which kernel: "debug" (KASAN, lockdep, ...: tests and the demo), "up"
-# (the debug kernel without SMP: the uniprocessor build of the module) or
-# "bench" (the debug kernel without the debugging options: benchmarks).
+# (the debug kernel without SMP: the uniprocessor build of the module),
+# "bench" (the debug kernel without the debugging options: benchmarks) or
+# "jump" (the debug kernel with CONFIG_JUMP_LABEL: the static-branch gate).
 SAFEDETACH_KERNEL=${SAFEDETACH_KERNEL:-debug}
 case $SAFEDETACH_KERNEL in
 debug) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config") ;;
@@ -36,7 +37,9 @@ up) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config"
 		      "$SAFEDETACH_TOP/scripts/kernel-up.config") ;;
 bench) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config"
 			 "$SAFEDETACH_TOP/scripts/kernel-bench.config") ;;
-*) echo "SAFEDETACH_KERNEL must be debug, up or bench, not '$SAFEDETACH_KERNEL'" >&2; exit 2 ;;
+jump) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config"
+			"$SAFEDETACH_TOP/scripts/kernel-jump.config") ;;
+*) echo "SAFEDETACH_KERNEL must be debug, up, bench or jump, not '$SAFEDETACH_KERNEL'" >&2; exit 2 ;;
 esac
 
 # kernel_key: a hash of everything that affects the built kernel.

@@ -104,11 +104,16 @@ test_detach_under_load() {
 # gets ENODEV, the log names it, attach of that index is EBUSY until the
 # holder closes, and then gives a working unit.
 test_idle_holder() {
-	local ms pid mark
+	local ms pid mark held f err
 	load
 	bg_start hold "$SDTOOL" hold ${DEV}2
 	wait_out hold holding 120
 	pid=$(bg_pid hold)
+	held=
+	for f in /proc/"$pid"/fd/*; do
+		[ "$(readlink "$f")" = ${DEV}2 ] && held=$f
+	done
+	[ -n "$held" ] || fail "no descriptor of the holder (pid $pid) is ${DEV}2"
 	[ "$(attr 2 open_files)" = 1 ] || fail "open_files of unit 2: $(attr 2 open_files), expected 1"
 	[ "$(attr 2 in_flight)" = 0 ] || fail "in_flight of unit 2: $(attr 2 in_flight), expected 0"
 	bg_start reader "$SDTOOL" block-read ${DEV}1
@@ -120,6 +125,13 @@ test_idle_holder() {
 	log "detach with an idle holder returned after $ms ms ($(klog_since "$mark" | grep -o 'detached in [0-9]* us'))"
 	[ "$ms" -lt 5000 ] || fail "the detach waited for the holder ($ms ms)"
 	gone 2 || fail "unit 2 is still published after its detach"
+	# A new open of the held file (the inode still caches the cdev, and
+	# the module stays) reaches the unit's open(): the gate refuses it.
+	if err=$( (exec 5<"$held") 2>&1); then
+		fail "reopening the detached unit's held file ($held) succeeded"
+	elif [[ $err != *"No such device" ]]; then
+		fail "reopening the detached unit's held file ($held): '$err', expected ENODEV"
+	fi
 	kill -USR1 "$pid"
 	wait_out hold '^read: ENODEV$' 60
 	expect_ctl attach 2 "Device or resource busy"

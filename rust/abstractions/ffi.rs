@@ -20,7 +20,23 @@ pub(crate) struct Cdev {
     _opaque: [u8; 0],
 }
 
+/// The start of `struct static_key_false`: the rest is opaque to Rust.
+///
+/// Its first member is `struct static_key`, whose first member is
+/// `atomic_t enabled`, with or without `CONFIG_JUMP_LABEL`
+/// (include/linux/jump_label.h). The key is only ever used through a
+/// pointer, never copied.
+#[repr(C)]
+pub(crate) struct StaticKeyFalse {
+    /// `key.enabled`: how many times the key has been enabled.
+    pub(crate) enabled: core::sync::atomic::AtomicI32,
+    _rest: [u8; 0],
+}
+
 extern "C" {
+    /// The gates' static key, `DEFINE_STATIC_KEY_FALSE()` in helpers.c.
+    pub(crate) static safedetach_closing_key: StaticKeyFalse;
+
     pub(crate) fn safedetach_param_units() -> c_uint;
     pub(crate) fn safedetach_param_capacity() -> c_uint;
 
@@ -28,6 +44,8 @@ extern "C" {
     pub(crate) fn safedetach_per_cpu_ptr(p: *mut u64, cpu: c_uint) -> *mut u64;
     #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     pub(crate) fn safedetach_this_cpu_inc(p: *mut u64);
+    pub(crate) fn safedetach_static_branch_inc(key: *const StaticKeyFalse);
+    pub(crate) fn safedetach_static_branch_dec(key: *const StaticKeyFalse);
     pub(crate) fn safedetach_cpumask_next_possible(cpu: c_int) -> c_uint;
     #[cfg_attr(not(safedetach_variant = "online_only"), allow(dead_code))]
     pub(crate) fn safedetach_cpumask_next_online(cpu: c_int) -> c_uint;

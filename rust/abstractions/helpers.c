@@ -10,6 +10,7 @@
 #include <linux/cdev.h>
 #include <linux/completion.h>
 #include <linux/device.h>
+#include <linux/jump_label.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/percpu.h>
@@ -30,6 +31,14 @@ MODULE_PARM_DESC(units, "number of /dev/safedetachN units (1..64, default 4)");
 static unsigned int capacity = 4096;
 module_param(capacity, uint, 0444);
 MODULE_PARM_DESC(capacity, "FIFO capacity of each unit in bytes (1..1048576, default 4096)");
+
+/*
+ * The static key of the gates (rust/abstractions/static_key.rs): enabled while any gate
+ * of the module is closing. The module loader registers the jump-table
+ * entries of this module's sites against it (kernel/jump_label.c,
+ * jump_label_add_module()).
+ */
+DEFINE_STATIC_KEY_FALSE(safedetach_closing_key);
 
 unsigned int safedetach_param_units(void)
 {
@@ -54,6 +63,16 @@ u64 *safedetach_per_cpu_ptr(u64 __percpu *p, unsigned int cpu)
 void safedetach_this_cpu_inc(u64 __percpu *p)
 {
 	this_cpu_inc(*p);
+}
+
+void safedetach_static_branch_inc(struct static_key_false *key)
+{
+	static_branch_inc(key);
+}
+
+void safedetach_static_branch_dec(struct static_key_false *key)
+{
+	static_branch_dec(key);
 }
 
 unsigned int safedetach_cpumask_next_possible(int cpu)

@@ -18,12 +18,17 @@ struct device;
 struct kobject;
 struct pid_namespace;
 struct poll_table_struct;
+struct static_key_false;
+
+extern struct static_key_false safedetach_closing_key;
 
 unsigned int safedetach_param_units(void);
 unsigned int safedetach_param_capacity(void);
 u64 __percpu *safedetach_alloc_percpu_u64(void);
 u64 *safedetach_per_cpu_ptr(u64 __percpu *p, unsigned int cpu);
 void safedetach_this_cpu_inc(u64 __percpu *p);
+void safedetach_static_branch_inc(struct static_key_false *key);
+void safedetach_static_branch_dec(struct static_key_false *key);
 unsigned int safedetach_cpumask_next_possible(int cpu);
 unsigned int safedetach_cpumask_next_online(int cpu);
 unsigned int safedetach_nr_cpu_ids(void);

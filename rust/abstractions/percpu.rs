@@ -10,6 +10,7 @@
 //! ([`PerCpuCounter::sum`]), which the slow path does.
 
 use super::ffi;
+use super::static_key;
 use kernel::{
     bindings,
     ffi::{c_int, c_uint},
@@ -88,6 +89,72 @@ impl PerCpuCounter {
         unsafe {
             ffi::safedetach_this_cpu_inc(self.ptr)
         };
+    }
+
+    /// Adds one to the current CPU's copy, then checks the gates' static
+    /// key: returns whether it is enabled (rust/abstractions/static_key.rs).
+    ///
+    /// With jump labels on x86_64 this is one `asm!`: the increment of
+    /// [`inc`](Self::inc), then at once the static branch's 5-byte NOP, so
+    /// that the compiler cannot schedule anything between the two. While
+    /// the key is disabled the pass executes those two instructions.
+    #[cfg(all(target_arch = "x86_64", CONFIG_JUMP_LABEL, CONFIG_SMP))]
+    #[inline(always)]
+    pub(crate) fn inc_then_key(&self) -> bool {
+        // SAFETY: The increment is that of `inc` (same argument: `self.ptr`
+        // is a live per-CPU cookie by the type invariant). The static
+        // branch is `static_branch_nop!`, whose NOP touches nothing and
+        // whose `__jump_table` entry names the module's key.
+        unsafe {
+            core::arch::asm!(
+                "incq %gs:({ptr})",
+                static_key::static_branch_nop!(),
+                ptr = in(reg) self.ptr,
+                key = sym ffi::safedetach_closing_key,
+                yes = label {
+                    return true;
+                },
+                options(att_syntax, nostack),
+            );
+        }
+        false
+    }
+
+    /// Adds one to the current CPU's copy, then checks the gates' static
+    /// key: returns whether it is enabled (rust/abstractions/static_key.rs).
+    ///
+    /// As [`inc_then_key`](Self::inc_then_key) on SMP, with the
+    /// uniprocessor increment (see [`inc`](Self::inc)).
+    #[cfg(all(target_arch = "x86_64", CONFIG_JUMP_LABEL, not(CONFIG_SMP)))]
+    #[inline(always)]
+    pub(crate) fn inc_then_key(&self) -> bool {
+        // SAFETY: As in the SMP version, with the increment of `inc`
+        // without `CONFIG_SMP`.
+        unsafe {
+            core::arch::asm!(
+                "incq ({ptr})",
+                static_key::static_branch_nop!(),
+                ptr = in(reg) self.ptr,
+                key = sym ffi::safedetach_closing_key,
+                yes = label {
+                    return true;
+                },
+                options(att_syntax, nostack),
+            );
+        }
+        false
+    }
+
+    /// Adds one to the current CPU's copy, then checks the gates' static
+    /// key: returns whether it is enabled (rust/abstractions/static_key.rs).
+    ///
+    /// Without jump labels: [`inc`](Self::inc), then a load of the key's
+    /// count and a test.
+    #[cfg(not(all(target_arch = "x86_64", CONFIG_JUMP_LABEL)))]
+    #[inline(always)]
+    pub(crate) fn inc_then_key(&self) -> bool {
+        self.inc();
+        static_key::enabled()
     }
 
     /// Returns the sum of every possible CPU's copy.

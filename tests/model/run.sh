@@ -54,6 +54,7 @@ TESTS=(
 	"no-tail-wait|-DMUTANT_NO_TAIL_WAIT|safety|assertion violated"
 	"no-backout-exit|-DMUTANT_NO_BACKOUT_EXIT|liveness|acceptance cycle"
 	"no-reinit-barrier|-DMUTANT_NO_REINIT_BARRIER|liveness|acceptance cycle"
+	"no-patch-sync|-DMUTANT_NO_PATCH_SYNC|safety|assertion violated"
 	"cdev/correct|-DWITH_CDEV|safety liveness|"
 	"cdev/no-tail-wait|-DWITH_CDEV -DMUTANT_NO_TAIL_WAIT|safety|assertion violated"
 	"cdev/no-cdev-wait|-DWITH_CDEV -DMUTANT_NO_CDEV_WAIT|safety|assertion violated"

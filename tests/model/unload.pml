@@ -11,10 +11,15 @@
  *    that CPU's counter, but its store goes through the CPU's store buffer
  *    (x86-TSO), so the drainer may see it late, after the reader's next
  *    load. Store buffers drain in order, on their own or at a barrier.
+ *  - After each increment the reader executes the static branch: the code
+ *    it runs is a NOP while the key is disabled, a jump to the load of
+ *    closing once it is enabled. A reader reads "code", not closing: only
+ *    the jump loads closing. Enabling the key writes the code, and a CPU
+ *    may go on running the old NOP until text_poke_sync() has run on it.
  *  - The drainer loads the CPUs' counters one at a time: a sum is not a
  *    snapshot.
- *  - module_exit(): close (closing = true, then a full barrier on every
- *    CPU), unpublish, drain (sum exits, smp_mb(), sum entrances, compare,
+ *  - module_exit(): close (closing = true, enable the static key, then a
+ *    full barrier on every CPU), unpublish, drain (sum exits, smp_mb(), sum entrances, compare,
  *    wait on the completion with a timeout), [wait for the cdev's
  *    release], the tail wait (synchronize_rcu_tasks()), free.
  *
@@ -43,6 +48,8 @@
  *   MUTANT_NO_BACKOUT_EXIT	a refused entrant does not count its exit
  *   MUTANT_NO_REINIT_BARRIER	no smp_mb() after reinit_completion()
  *   MUTANT_NO_CDEV_WAIT	(WITH_CDEV) no wait for the cdev's release
+ *   MUTANT_NO_PATCH_SYNC	the key's NOPs are patched without the
+ *				synchronisation of every CPU
  */
 
 #ifndef NR_READERS
@@ -65,12 +72,22 @@
 #define BIT(r)		(1 << (r))
 
 /*
+ * The code at the static branch's sites (rust/abstractions/static_key.rs), as the CPUs
+ * execute it.
+ */
+#define CODE_NOP	0	/* key disabled: every CPU runs the NOP */
+#define CODE_WRITTEN	1	/* patched, not yet synchronised everywhere:
+				 * a CPU may run the old NOP or the jump */
+#define CODE_JMP	2	/* key enabled: every CPU jumps */
+
+/*
  * Memory as the other CPUs see it. The counters are the gate's per-CPU
  * entered/exited; only stores that have left a store buffer are here.
  */
 byte entered[NR_CPUS];
 byte exited[NR_CPUS];
 bool closing;
+byte code = CODE_NOP;		/* the static branch, see above */
 bool done;			/* completion->done (saturates at 1) */
 bool published = true;		/* reachable: cdev_del() not yet called */
 bool freed;			/* module code and gate memory are gone */
@@ -164,6 +181,35 @@ inline this_cpu_inc(ctr)
 }
 
 /*
+ * The check after an increment: the static branch. A NOP goes on without
+ * loading closing; the jump (to the slow path) loads it. While the patch
+ * is written but not synchronised on every CPU, either may run. Two
+ * steps: the code, then the load.
+ */
+inline static_branch()
+{
+	atomic {
+		module_code();
+		if
+		:: code != CODE_NOP ->
+			jumped = true
+		:: code != CODE_JMP ->
+			jumped = false
+		fi
+	}
+	if
+	:: jumped ->
+		jumped = false;
+		atomic {
+			module_code();
+			seen = closing
+		}
+	:: else ->
+		seen = false
+	fi
+}
+
+/*
  * complete(&gate->done): spin_lock_irqsave() is a locked instruction, a
  * full barrier on x86, so the exit counted just before is visible no later
  * than done is.
@@ -203,6 +249,7 @@ active [NR_READERS] proctype reader()
 	byte cpu;
 	byte ops;
 	bool seen;
+	bool jumped;
 
 	assert(me < NR_READERS);
 	do
@@ -252,13 +299,11 @@ active [NR_READERS] proctype reader()
 		this_cpu_inc(SB_ENTERED);
 
 		/*
-		 * ... then load closing, with no barrier: the entrance may
-		 * still be in this CPU's store buffer.
+		 * ... then the static branch, and if it jumps, load closing,
+		 * with no barrier: the entrance may still be in this CPU's
+		 * store buffer.
 		 */
-		atomic {
-			module_code();
-			seen = closing
-		}
+		static_branch();
 		if
 		:: seen ->
 			/*
@@ -297,11 +342,9 @@ active [NR_READERS] proctype reader()
 		/* gate_exit() (the end of the call, or release()) ... */
 		this_cpu_inc(SB_EXITED);
 
-		/* ... then, if closing, wake the drainer. */
-		atomic {
-			module_code();
-			seen = closing
-		}
+		/* ... then, if the branch jumps and closing is set, wake the
+		 * drainer. */
+		static_branch();
 		if
 		:: seen ->
 			seen = false;
@@ -430,18 +473,67 @@ active proctype unloader()
 	byte sum_entered;
 
 	/*
-	 * 1. Close. The store of closing is visible at once: the barrier
-	 * below includes this CPU, and without it the locks that cdev_del()
+	 * 0. Another gate of the module may have closed before this one, at
+	 * any time: its close enabled the key (the code jumps), and this
+	 * close will only count. The readers then test closing at every
+	 * pass, as the gate did before the static key (the load_test build).
+	 * The other close's barriers are left out: that allows more.
+	 */
+	if
+	:: code = CODE_JMP
+	:: skip
+	fi;
+
+	/*
+	 * 1. Close. The store of closing is visible at once: the barriers
+	 * below include this CPU, and without them the locks that cdev_del()
 	 * takes flush it (and seeing closing early only helps readers).
 	 */
 	closing = true;
+
+	/*
+	 * static_branch_inc(). If the key was disabled, text_poke_bp()
+	 * patches the NOPs into jumps: it writes an int3 (a CPU that hits
+	 * it is sent on as by the jump), then the rest, then the first byte,
+	 * each followed by text_poke_sync(), an IPI that runs sync_core() on
+	 * every CPU and waits for all (arch/x86/kernel/alternative.c). The
+	 * interrupt is a full barrier and sync_core() serialises the
+	 * instruction stream: after it, no CPU runs the old NOP, and every
+	 * increment made before it is visible. The model makes the write one
+	 * step and the syncs one more. If the key was enabled already, this
+	 * only counts.
+	 */
+	if
+	:: code == CODE_NOP ->
+		code = CODE_WRITTEN;
+#ifndef MUTANT_NO_PATCH_SYNC
+		d_step {
+			i = 0;
+			do
+			:: i < NR_READERS ->
+				sb_flush(i);
+				i++
+			:: else ->
+				break
+			od;
+			i = 0;
+			code = CODE_JMP
+		}
+#endif
+	:: else ->
+		skip
+	fi;
 #ifndef MUTANT_NO_CLOSE_BARRIER
 	/*
 	 * on_each_cpu(smp_mb, NULL, 1): an IPI runs a full barrier on every
 	 * CPU, between two instructions of whatever runs there, and the call
 	 * returns when all have run. Every pending entrance reaches memory:
 	 * a reader that loaded closing == false is counted from now on, and
-	 * one that loads closing after this sees it set.
+	 * one that loads closing after this sees it set. (When this close
+	 * patched the code, the syncs did the same; when the key was enabled
+	 * already, nothing else does. In the model this barrier does not
+	 * synchronise instruction streams, so it cannot stand in for the
+	 * syncs in MUTANT_NO_PATCH_SYNC.)
 	 */
 	d_step {
 		i = 0;
