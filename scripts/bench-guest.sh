@@ -115,7 +115,7 @@ unload_timed() {
 
 # --- micro: cost of one enter+exit pair --------------------------------------
 if phase micro; then
-nprims=11
+nprims=10
 say "micro: insmod sdbench.ko runs=$micro_runs duration_ms=$micro_ms" \
 	"($nprims loops x 2 thread counts x $micro_runs runs, about" \
 	"$((2 * nprims * micro_runs * micro_ms / 1000 + 2)) s)"

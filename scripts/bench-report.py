@@ -79,6 +79,12 @@ def parse(path):
     return comments, static, micro, native, rw, unload, units, unplug
 
 
+def native_prims(stats):
+    """The rows of bench/sdnative.c: its gate is a C analog, not rust/gate.rs."""
+    return [(p, "gate analog (C, per-thread)" if p == "gate" else label)
+            for p, label in PRIMS if (p, 1) in stats]
+
+
 def main_micro(micro):
     """The micro lines of the main guest (2 vCPUs)."""
     return [r for r in micro if int(r.get("vcpus", MAIN_VCPUS)) == MAIN_VCPUS]
@@ -317,9 +323,7 @@ def tables(comments, static, micro, native, rw, unload, units, unplug):
         ns_ = micro_stats(native)
         nall = all_threads(native)
         rows = []
-        for prim, label in PRIMS:
-            if (prim, 1) not in ns_:
-                continue
+        for prim, label in native_prims(ns_):
             s1, sn = ns_[(prim, 1)], ns_[(prim, nall)]
             rows.append([label, mmm(s1), f"{s1[0] / ns_[('floor', 1)][0]:.2f}",
                          mmm(sn), f"{sn[0] / ns_[('floor', nall)][0]:.2f}"])
@@ -640,7 +644,7 @@ def plot(comments, micro, native, rw, unload, units, unplug):
     if native:
         ns_ = micro_stats(native)
         nall = all_threads(native)
-        prims = [p for p in PRIMS if (p[0], 1) in ns_]
+        prims = native_prims(ns_)
         svg.text(20, y, "3. The same loops natively on the host CPU (bench/sdnative.c, userspace"
                  " analog), ns", size=14, weight="bold")
         y += 24
