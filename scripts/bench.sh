@@ -24,7 +24,8 @@
 #
 # Everything goes to out/bench-<time>/ (out/bench-latest links to it):
 # results.txt (the raw numbers), summary.txt (the printed tables),
-# benchmarks.svg, kernel.log. With --update-docs, results.txt,
+# benchmarks.svg, kernel-<N>cpu.log per guest (kernel.log links to the
+# 2-vCPU one). With --update-docs, results.txt,
 # summary.txt and benchmarks.svg are also copied to Documentation/bench/,
 # and the tables in Documentation/benchmarks.rst are replaced with the ones
 # printed (the prose around them is not: reread it).
