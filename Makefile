@@ -10,7 +10,8 @@
 #                     (VM_CPUS=N: the guest's vCPUs, default 2; TESTS="a.sh
 #                     b.sh": only those scripts of tests/)
 #   make check-teeth  prove the tests catch deliberately broken builds
-#   make bench        benchmarks in a VM (a kernel without KASAN/lockdep)
+#   make bench        benchmarks in a VM (a kernel without KASAN/lockdep);
+#                     BENCH_CPUS="1 2 4 8": the vCPU counts of the sweep
 #   make rust-analyzer   write rust-project.json for editors
 #   make rustfmt      format rust/ with the kernel's .rustfmt.toml
 #   make rustfmtcheck    check that rust/ is formatted
@@ -44,12 +45,13 @@ rust-analyzer:
 	$(KMAKE) rust-analyzer
 
 # Format the Rust sources with the kernel's .rustfmt.toml (rustfmt follows
-# the crate root's `mod` items), or only check that they are formatted.
+# the crate roots' `mod` items: the driver's and the benchmark's), or only
+# check that they are formatted.
 rustfmt:
-	$(RUSTFMT) $(RUSTFMT_FLAGS) rust/safedetach_main.rs
+	$(RUSTFMT) $(RUSTFMT_FLAGS) rust/safedetach_main.rs bench/sdbench_gate.rs
 
 rustfmtcheck:
-	$(RUSTFMT) $(RUSTFMT_FLAGS) --check rust/safedetach_main.rs
+	$(RUSTFMT) $(RUSTFMT_FLAGS) --check rust/safedetach_main.rs bench/sdbench_gate.rs
 
 setup:
 	scripts/setup.sh
@@ -66,7 +68,9 @@ check:
 check-teeth:
 	scripts/teeth.sh $(VARIANTS)
 
+BENCH_CPUS ?= 1 2 4 8
+
 bench:
-	scripts/bench.sh
+	BENCH_CPUS="$(BENCH_CPUS)" scripts/bench.sh
 
 .PHONY: all modules clean rust-analyzer rustfmt rustfmtcheck setup demo check check-teeth bench

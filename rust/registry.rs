@@ -9,8 +9,9 @@
 //! when `detach` returns the unit is unreachable, and queues the second
 //! half (drain, cdev release, tail, free) as a work item: the caller does
 //! not wait for the unit's holders. Unloading the module is detaching every
-//! live unit, then waiting until every detached unit has been freed, then
-//! the module's own tail ([`Registry::shutdown`]).
+//! live unit, then waiting until every detached unit has been drained, then
+//! the module's own tail, which is also the tail of the units drained
+//! during the unload, and last freeing those units ([`Registry::shutdown`]).
 //!
 //! # Locking
 //!
@@ -34,14 +35,28 @@ use kernel::{
     workqueue,
 };
 
-/// The units that are detached but not yet freed, by index.
+/// The state of [`Drains`], under its lock.
+struct DrainState {
+    /// Bit `i` is set while unit `i` is detached and not yet done.
+    mask: u64,
+    /// Set by [`Registry::shutdown`]: a drain that ends from now on hands
+    /// its unit over ([`Drains::park`]) instead of waiting for the unit's
+    /// tail and freeing it.
+    parking: bool,
+    /// The units handed over, by index: drained, their cdevs released, not
+    /// yet freed.
+    parked: [Option<Pin<KBox<Unit>>>; MAX_UNITS as usize],
+}
+
+/// The units that are detached but not yet done, by index.
 ///
 /// A unit's bit is set when it is detached and cleared by its drain as the
-/// very last thing it does, after the unit was freed.
+/// very last thing it does: after the unit was freed, or, during the
+/// module's unload, after the unit was handed over to the unloader.
 #[pin_data]
 pub(crate) struct Drains {
     #[pin]
-    mask: Mutex<u64>,
+    state: Mutex<DrainState>,
     /// Completed whenever a bit is cleared.
     #[pin]
     idle: Completion,
@@ -51,7 +66,14 @@ impl Drains {
     fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
-                mask <- new_mutex!(0, "Drains::mask"),
+                state <- new_mutex!(
+                    DrainState {
+                        mask: 0,
+                        parking: false,
+                        parked: [const { None }; MAX_UNITS as usize],
+                    },
+                    "Drains::state"
+                ),
                 idle <- Completion::new(),
             }),
             GFP_KERNEL,
@@ -59,11 +81,11 @@ impl Drains {
     }
 
     fn is_draining(&self, index: u32) -> bool {
-        *self.mask.lock() & (1 << index) != 0
+        self.state.lock().mask & (1 << index) != 0
     }
 
     fn start(&self, index: u32) {
-        *self.mask.lock() |= 1 << index;
+        self.state.lock().mask |= 1 << index;
     }
 
     /// Records that the detached unit `index` has been freed.
@@ -72,11 +94,44 @@ impl Drains {
     /// through module text, without sleeping, which the module's tail
     /// covers.
     pub(crate) fn finish(&self, index: u32) {
-        *self.mask.lock() &= !(1 << index);
+        self.state.lock().mask &= !(1 << index);
         self.idle.complete();
     }
 
-    /// Waits until every detached unit has been freed.
+    /// Hands a drained unit over to the module's unload, if it has started.
+    ///
+    /// The unit's gate is drained and its cdev released (steps 4 and 5).
+    /// During the unload the unit then needs no tail of its own: the
+    /// unloader waits out one tail, which starts after every drain has
+    /// ended, for every unit and for the module, and frees the units after
+    /// it ([`Registry::shutdown`]). So 64 units cost one RCU Tasks grace
+    /// period, not one each, and no drain sleeps in one. Returns the unit
+    /// if there is no unload: the caller waits out its tail and frees it.
+    /// Otherwise it is what [`finish`](Self::finish) is for the caller.
+    pub(crate) fn park(&self, unit: Pin<KBox<Unit>>) -> Option<Pin<KBox<Unit>>> {
+        let index = unit.index();
+        let mut state = self.state.lock();
+        if !state.parking {
+            return Some(unit);
+        }
+        state.parked[index as usize] = Some(unit);
+        state.mask &= !(1 << index);
+        drop(state);
+        self.idle.complete();
+        None
+    }
+
+    /// From now on, drains that end hand their units over ([`park`](Self::park)).
+    fn start_parking(&self) {
+        self.state.lock().parking = true;
+    }
+
+    /// Takes one unit that a drain handed over, if any is left.
+    fn take_parked(&self) -> Option<Pin<KBox<Unit>>> {
+        self.state.lock().parked.iter_mut().find_map(Option::take)
+    }
+
+    /// Waits until every detached unit has been freed or handed over.
     ///
     /// The drains log what they wait for; this only waits.
     fn wait_idle(&self) {
@@ -85,7 +140,7 @@ impl Drains {
             // Order the reinit before the check: a `finish` that this check
             // misses completes `idle` after it.
             core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-            if *self.mask.lock() == 0 {
+            if self.state.lock().mask == 0 {
                 return;
             }
             // Waking now and then keeps the hung-task detector quiet while
@@ -281,7 +336,8 @@ impl Registry {
     }
 
     /// The module's unload: detaches every live unit, waits until every
-    /// detached unit has been freed, then waits out the module's tail.
+    /// detached unit has been drained, waits out the module's tail, then
+    /// frees the units that were drained during the unload.
     ///
     /// `loud` logs the start and the end (module exit); a failed init is
     /// quiet. Does nothing the second time.
@@ -292,6 +348,9 @@ impl Registry {
             return;
         }
         table.shut = true;
+        // The drains that end from now on leave their units' tails to the
+        // module's: one grace period for all, after every drain ended.
+        self.drains.start_parking();
         if loud {
             let live = table.live.iter().flatten().count();
             pr_info!("unloading: closing {} units\n", live);
@@ -306,9 +365,16 @@ impl Registry {
         let drained = diag::ktime_ns();
         // The tail of the module: every drain that finished has left module
         // text, and nobody still uses `table` or `drains` (`mutex_unlock()`
-        // may touch the mutex after the next owner took it).
+        // may touch the mutex after the next owner took it). It starts after
+        // every drain handed its unit over, so it is also the tail of each
+        // of those units (step 6; `Unit::retire`).
         if !crate::variant::SKIP_TAIL {
             Tail::synchronize();
+        }
+        // 7. Free the units handed over. Their gates find a tail that
+        //    started after their drain already waited out (`Gate`'s drop).
+        while let Some(unit) = self.drains.take_parked() {
+            drop(unit);
         }
         if loud {
             pr_info!(

@@ -142,11 +142,24 @@ impl Unit {
     ///
     /// May sleep for as long as a file of the unit stays open.
     pub(crate) fn retire(self: Pin<KBox<Self>>) {
+        self.settle();
+        self.free();
+    }
+
+    /// Steps 4 and 5 of the protocol: drain the gate, wait for the cdev.
+    ///
+    /// May sleep for as long as a file of the unit stays open.
+    fn settle(&self) {
         // 4. Drain: calls in flight and open files.
         self.gate.drain();
         // 5. The cdev, whose release has been under way since it was
         //    deleted: no path into the unit is left.
         self.anchor.wait_released();
+    }
+
+    /// Steps 6 and 7 of the protocol for a settled unit: wait out its
+    /// tail, free it.
+    fn free(self: Pin<KBox<Self>>) {
         // 6. The unit's tail. The last exit's `complete()` on the gate,
         //    the cdev release's `complete()` on the anchor and `fops_put()`
         //    after `release` still run, without sleeping, after the waits
@@ -184,11 +197,18 @@ impl WorkItem for Unit {
 
     /// The background half of a detach: drain and free, then tell the
     /// registry, and touch nothing of the module after that.
+    ///
+    /// During the module's unload the unit is handed over to the unloader
+    /// once drained, which waits out one tail for every unit and frees them
+    /// ([`Drains::park`]).
     fn run(unit: Pin<KBox<Unit>>) {
         let drains = unit.drains.clone();
         let index = unit.index;
-        unit.retire();
-        drains.finish(index);
+        unit.settle();
+        if let Some(unit) = drains.park(unit) {
+            unit.free();
+            drains.finish(index);
+        }
     }
 }
 

@@ -8,10 +8,16 @@ RESULTS.txt has one measurement a line (written by scripts/bench.sh and
 scripts/bench-guest.sh; lines starting with '#' are comments):
 
   static ko=NAME fn=FUNCTION insns=N load=0|1 window=INSN; INSN; ...
-  micro prim=NAME threads=N run=R cpu=C pairs=P ns=T
+  micro vcpus=V prim=NAME threads=N run=R cpu=C pairs=P ns=T
   native prim=NAME threads=N run=R cpu=C pairs=P ns=T
   rw variant=gate|nogate run=R size=S procs=N pairs=P ns=T kpairs_per_s=K
   unload clients=N run=R open_files=F rmmod_us=U drain_us=D tail_us=T pre_us=B post_us=A
+  units n=N run=R rmmod_us=U drain_us=D tail_us=T pre_us=B post_us=A
+  unplug run=R clients=N others=M detach_us=W closed_us=C before=R1 during=R2
+         after=R3 during_ms=D kernel_us=K
+
+The micro lines of the guest with 2 vCPUs (or without vcpus=) make the
+main tables; those of every vCPU count make the sweep (all vCPUs busy).
 
 The tables (reStructuredText) go to stdout. --svg writes the plot.
 --splice replaces the lines between ".. bench-results-begin" and
@@ -27,7 +33,8 @@ from xml.sax.saxutils import escape
 
 PRIMS = [
     ("floor", "this_cpu_inc pair (floor)"),
-    ("gate", "safedetach gate"),
+    ("rust_floor", "PerCpuCounter::inc pair"),
+    ("gate", "safedetach gate (rust/gate.rs)"),
     ("loads", "gate without its branches"),
     ("atomic", "shared atomic_long inc/dec"),
     ("refcount", "refcount_inc/refcount_dec"),
@@ -41,10 +48,16 @@ PRIMS = [
 GATE_VS_FLOOR_MAX = 1.5
 ATOMIC_VS_GATE_MIN = 3.0
 RW_SLOWDOWN_MAX = 3.0  # percent
+# Goals of the unload and hot-unplug issues.
+UNITS_RATIO_MAX = 2.0  # rmmod of 64 idle units against 1
+DETACH_MS_MAX = 100.0  # a detach under 64 busy clients
+OTHERS_DROP_MAX = 10.0  # percent: the other units' throughput during it
+MAIN_VCPUS = 2
 
 
 def parse(path):
     comments, static, micro, native, rw, unload = [], [], [], [], [], []
+    units, unplug = [], []
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\n")
@@ -61,8 +74,42 @@ def parse(path):
                 static.append(rec)
                 continue
             rec = dict(kv.split("=", 1) for kv in rest.split())
-            {"micro": micro, "native": native, "rw": rw, "unload": unload}[kind].append(rec)
-    return comments, static, micro, native, rw, unload
+            {"micro": micro, "native": native, "rw": rw, "unload": unload,
+             "units": units, "unplug": unplug}[kind].append(rec)
+    return comments, static, micro, native, rw, unload, units, unplug
+
+
+def native_prims(stats):
+    """The rows of bench/sdnative.c: its gate is a C analog, not rust/gate.rs."""
+    return [(p, "gate analog (C, per-thread)" if p == "gate" else label)
+            for p, label in PRIMS if (p, 1) in stats]
+
+
+def main_micro(micro):
+    """The micro lines of the main guest (2 vCPUs)."""
+    return [r for r in micro if int(r.get("vcpus", MAIN_VCPUS)) == MAIN_VCPUS]
+
+
+def sweep_stats(micro):
+    """{prim: {vcpus: summary}} of ns per pair with every vCPU busy."""
+    out = defaultdict(dict)
+    by_vcpus = defaultdict(list)
+    for r in micro:
+        if "vcpus" in r:
+            by_vcpus[int(r["vcpus"])].append(r)
+    for v, recs in by_vcpus.items():
+        ms = micro_stats([r for r in recs if int(r["threads"]) == v])
+        for (prim, _), s in ms.items():
+            out[prim][v] = s
+    return out
+
+
+def host_cpus(comments):
+    for c in comments:
+        if c.startswith("sweep:"):
+            kv = dict(x.split("=", 1) for x in c[len("sweep:"):].split())
+            return int(kv["host_cpus"])
+    return None
 
 
 def summary(values):
@@ -110,6 +157,32 @@ def unload_stats(unload):
     return {n: {f: summary(v) for f, v in d.items()} for n, d in out.items()}
 
 
+def units_stats(units):
+    """{n: {field: summary}} in milliseconds, as unload_stats."""
+    out = defaultdict(lambda: defaultdict(list))
+    for r in units:
+        n = int(r["n"])
+        for field in ("rmmod_us", "drain_us", "tail_us", "pre_us", "post_us"):
+            out[n][field[:-3]].append(int(r[field]) / 1000)
+        out[n]["rest"].append((int(r["rmmod_us"]) - int(r["drain_us"]) - int(r["tail_us"])) / 1000)
+    return {n: {f: summary(v) for f, v in d.items()} for n, d in out.items()}
+
+
+def unplug_stats(unplug):
+    """{field: summary}: detach, kernel and closed in ms, rates in pairs/s,
+    drop in percent of the rate before (positive: slower during)."""
+    out = defaultdict(list)
+    for r in unplug:
+        out["detach"].append(int(r["detach_us"]) / 1000)
+        out["kernel"].append(int(r["kernel_us"]) / 1000)
+        out["closed"].append(int(r["closed_us"]) / 1000)
+        out["during_ms"].append(float(r["during_ms"]))
+        for f in ("before", "during", "after"):
+            out[f].append(float(r[f]))
+        out["drop"].append((1 - float(r["during"]) / float(r["before"])) * 100)
+    return {f: summary(v) for f, v in out.items()}
+
+
 def fmt(x):
     if x >= 100:
         return f"{x:.0f}"
@@ -121,6 +194,11 @@ def fmt(x):
 def mmm(s):
     """'median (min-max)'."""
     return f"{fmt(s[0])} ({fmt(s[1])}-{fmt(s[2])})"
+
+
+def pct(s):
+    """'median (min to max)' of percentages."""
+    return f"{s[0]:+.1f}% ({s[1]:+.1f} to {s[2]:+.1f})"
 
 
 def rst_table(header, rows):
@@ -160,11 +238,14 @@ def static_summary(static):
     return out
 
 
-def tables(comments, static, micro, native, rw, unload):
+def tables(comments, static, micro, native, rw, unload, units, unplug):
     out = []
     goals = []
+    sweep = sweep_stats(micro)
+    micro = main_micro(micro)
     setup = [c for c in comments
-             if c.split(":", 1)[0] in ("source", "host", "vm", "kernel", "guest", "settings", "load")]
+             if c.split(":", 1)[0] in ("source", "host", "vm", "kernel", "guest", "settings", "load")
+             and not c.startswith("guest: unload:")]
     if setup:
         out.append("Setup::\n")
         out.extend("    " + c for c in setup)
@@ -185,7 +266,8 @@ def tables(comments, static, micro, native, rw, unload):
             mode_sd = max(sd[1].items(), key=lambda kv: kv[1])[0]
             mode_sb = max(sb[1].items(), key=lambda kv: kv[1])[0]
             same = mode_sd == mode_sb and sd[2] == sd[0] and sb[2] == sb[0]
-            out.append(f"sdbench's gate mirrors safedetach's: {'yes' if same else 'NO'}"
+            out.append("sdbench's gate (rust/gate.rs, compiled into sdbench.ko) has the same"
+                       f" window as in safedetach.ko: {'yes' if same else 'NO'}"
                        f" (typical window {mode_sb} vs {mode_sd} instructions, each after a load"
                        " of the counter's per-CPU pointer)\n")
         fastpath = [c[len("fastpath:"):].strip() for c in comments if c.startswith("fastpath:")]
@@ -218,13 +300,30 @@ def tables(comments, static, micro, native, rw, unload):
                       f"{atomic_gate:.2f}x",
                       "met" if atomic_gate >= ATOMIC_VS_GATE_MIN else
                       f"missed by {(1 - atomic_gate / ATOMIC_VS_GATE_MIN) * 100:.0f}%"])
+    if len(sweep.get("floor", {})) > 1:
+        vcpus = sorted(sweep["floor"])
+        hc = host_cpus(comments)
+        over = [v for v in vcpus if hc and v > hc]
+        rows = []
+        for prim, label in PRIMS:
+            if prim not in sweep:
+                continue
+            rows.append([label] + [
+                f"{fmt(sweep[prim][v][0])} ({sweep[prim][v][0] / sweep['floor'][v][0]:.1f}x)"
+                if v in sweep[prim] else "-" for v in vcpus])
+        runs = sweep["floor"][vcpus[0]][3]
+        out.append("vCPU sweep: one enter+exit pair with every vCPU busy (one thread per vCPU), ns"
+                   f" (x floor), median of {runs} runs, one guest per vCPU count"
+                   + (f"; * oversubscribed: more vCPUs than the host's {hc} CPUs" if over else "")
+                   + "\n")
+        out.append(rst_table(["primitive"] + [f"{v} vCPU{'s' if v > 1 else ''}"
+                                              + ("*" if v in over else "") for v in vcpus], rows))
+        out.append("")
     if native:
         ns_ = micro_stats(native)
         nall = all_threads(native)
         rows = []
-        for prim, label in PRIMS:
-            if (prim, 1) not in ns_:
-                continue
+        for prim, label in native_prims(ns_):
             s1, sn = ns_[(prim, 1)], ns_[(prim, nall)]
             rows.append([label, mmm(s1), f"{s1[0] / ns_[('floor', 1)][0]:.2f}",
                          mmm(sn), f"{sn[0] / ns_[('floor', nall)][0]:.2f}"])
@@ -287,6 +386,52 @@ def tables(comments, static, micro, native, rw, unload):
         goals.append([f"rmmod with {top} busy clients bounded by the tail, not the clients",
                       f"drain {fmt(d['drain'][0])} ms, tail {fmt(d['tail'][0])} ms (medians)",
                       verdict])
+    if units:
+        us = units_stats(units)
+        rows = []
+        for n in sorted(us):
+            d = us[n]
+            rows.append([str(n), mmm(d["rmmod"]), mmm(d["drain"]), mmm(d["tail"]),
+                         mmm(d["pre"]), mmm(d["post"])])
+        runs = next(iter(us.values()))["rmmod"][3]
+        out.append(f"rmmod of idle units (no client), ms, median (min-max) of {runs} runs\n")
+        out.append(rst_table(["units", "delete_module()", "drain", "tail", "rest: before",
+                              "rest: after"], rows))
+        out.append("")
+        if 1 in us and len(us) > 1:
+            top = max(us)
+            ratio = us[top]["rmmod"][0] / us[1]["rmmod"][0]
+            goals.append([f"rmmod of {top} idle units within {UNITS_RATIO_MAX:g}x of 1",
+                          f"{ratio:.2f}x ({fmt(us[top]['rmmod'][0])} / {fmt(us[1]['rmmod'][0])} ms)",
+                          "met" if ratio <= UNITS_RATIO_MAX else
+                          f"missed by {(ratio / UNITS_RATIO_MAX - 1) * 100:.0f}%"])
+    if unplug:
+        d = unplug_stats(unplug)
+        clients = unplug[0]["clients"]
+        others = unplug[0]["others"]
+        rows = [
+            ["detach write(2), from the call to its return, ms", mmm(d["detach"])],
+            ["the same in the kernel ('detached in N us'), ms", mmm(d["kernel"])],
+            ["from the write to the exit of the last client of the unit, ms", mmm(d["closed"])],
+            [f"other units, pairs/s: before (1 s)", mmm(d["before"])],
+            ["other units, pairs/s: during (from the write to the last exit, >= 50 ms)",
+             mmm(d["during"])],
+            ["other units, pairs/s: after (1 s)", mmm(d["after"])],
+            ["other units: throughput lost during the detach", pct(d["drop"])],
+        ]
+        out.append(f"Detach of unit 0 under {clients} busy clients, {others} other units busy,"
+                   f" median (min-max) of {d['detach'][3]} runs\n")
+        out.append(rst_table(["measure", "value"], rows))
+        out.append("")
+        goals.append([f"detach under {clients} busy clients returns within {DETACH_MS_MAX:g} ms",
+                      f"{fmt(d['detach'][0])} ms (worst {fmt(d['detach'][2])})",
+                      "met" if d["detach"][2] <= DETACH_MS_MAX else
+                      f"missed (worst run {fmt(d['detach'][2])} ms)"])
+        goals.append([f"other units lose < {OTHERS_DROP_MAX:g}% throughput during the detach",
+                      f"{d['drop'][0]:+.1f}% (worst {d['drop'][2]:+.1f}%)",
+                      "met" if d["drop"][2] < OTHERS_DROP_MAX else
+                      (f"met by the median, missed in the worst run" if d["drop"][0] < OTHERS_DROP_MAX
+                       else "missed")])
     if goals:
         out.append("Goals\n")
         out.append(rst_table(["goal", "measured", "verdict"], goals))
@@ -376,7 +521,81 @@ def lin_axis(svg, x0, x1, y_top, y_bot, hi, unit, step=None):
     return X
 
 
-def plot(comments, micro, native, rw, unload):
+SWEEP_COLORS = ["#222222", "#8c8c8c", "#2ca02c", "#17becf", "#1f77b4", "#9467bd",
+                "#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22"]
+
+
+def plot_sweep(svg, y, sweep, hc):
+    """Cost per pair against vCPUs, one line per primitive; returns the new y."""
+    import math
+    vcpus = sorted(sweep["floor"])
+    prims = [p for p in PRIMS if p[0] in sweep]
+    svg.text(20, y, "2. vCPU sweep: one enter+exit pair with every vCPU busy, ns (log scale),"
+             " median", size=14, weight="bold")
+    y += 24
+    x0, x1 = 90, W - 270
+    top, bot = y, y + 320
+    vals = [s[0] for p in sweep.values() for s in p.values()]
+    lo, hi = 10 ** math.floor(math.log10(min(vals))), 10 ** math.ceil(math.log10(max(vals)))
+
+    def X(v):
+        if len(vcpus) == 1:
+            return (x0 + x1) / 2
+        a, b = math.log2(vcpus[0]), math.log2(vcpus[-1])
+        return x0 + (math.log2(v) - a) / (b - a) * (x1 - x0)
+
+    def Y(v):
+        return bot - (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * (bot - top)
+
+    over = [v for v in vcpus if hc and v > hc]
+    if over:
+        # Shade the oversubscribed part: more vCPUs than host CPUs.
+        xa = (X(hc) + X(min(over))) / 2 if hc in vcpus else X(min(over)) - 20
+        svg.rect(xa, top, x1 + 20 - xa, bot - top, "#f3e6e6")
+        svg.text((xa + x1 + 20) / 2, top + 16, f"oversubscribed: more vCPUs than the host's {hc} CPUs,",
+                 size=11, anchor="middle", fill="#a33")
+        svg.text((xa + x1 + 20) / 2, top + 30, "vCPUs take turns: not a measure of scaling",
+                 size=11, anchor="middle", fill="#a33")
+    e = math.log10(lo)
+    while e <= math.log10(hi) + 1e-9:
+        for m in (1, 2, 5):
+            v = m * 10 ** e
+            if v > hi * 1.0001:
+                break
+            svg.line(x0, Y(v), x1 + 20, Y(v), stroke="#bbb" if m == 1 else "#e4e4e4")
+            svg.text(x0 - 6, Y(v) + 4, f"{v:g}", size=11, anchor="end")
+        e += 1
+    for v in vcpus:
+        svg.line(X(v), top, X(v), bot, stroke="#e4e4e4")
+        svg.text(X(v), bot + 15, str(v), size=11, anchor="middle")
+    svg.text((x0 + x1) / 2, bot + 32, "vCPUs of the guest (one benchmark thread each)",
+             size=12, anchor="middle")
+    svg.text(x0, top - 8, "ns per pair", size=11, anchor="middle")
+    labels = []
+    for i, (prim, label) in enumerate(prims):
+        color = SWEEP_COLORS[i % len(SWEEP_COLORS)]
+        pts = [(X(v), Y(sweep[prim][v][0])) for v in vcpus if v in sweep[prim]]
+        width = 3 if prim == "gate" else 1.5
+        svg.add('<polyline fill="none" stroke="{}" stroke-width="{}" points="{}"/>'.format(
+            color, width, " ".join(f"{x:.1f},{y_:.1f}" for x, y_ in pts)))
+        for v in vcpus:
+            if v in sweep[prim]:
+                svg.add(f'<circle cx="{X(v):.1f}" cy="{Y(sweep[prim][v][0]):.1f}" r="3" fill="{color}">'
+                        f"<title>{escape(label)}, {v} vCPUs: {fmt(sweep[prim][v][0])} ns</title></circle>")
+        last = max(v for v in vcpus if v in sweep[prim])
+        labels.append([Y(sweep[prim][last][0]), label, color, prim == "gate"])
+    # Labels at the right end, pushed apart so that they do not overlap.
+    labels.sort()
+    for i in range(1, len(labels)):
+        labels[i][0] = max(labels[i][0], labels[i - 1][0] + 13)
+    for ly, label, color, bold in labels:
+        svg.text(x1 + 28, ly + 4, label, size=11, fill=color, weight="bold" if bold else "normal")
+    return max(bot + 60, labels[-1][0] + 30 if labels else 0)
+
+
+def plot(comments, micro, native, rw, unload, units, unplug):
+    sweep = sweep_stats(micro)
+    micro = main_micro(micro)
     svg = Svg()
     y = 30
     label_w = 250
@@ -419,11 +638,14 @@ def plot(comments, micro, native, rw, unload):
             svg.text(X(s[2]) + 6, ry + 4 + 11 + 9, f"{s[0] / floorn:.1f}x", size=10, fill="#555")
         y = bot + 60
 
+    if len(sweep.get("floor", {})) > 1:
+        y = plot_sweep(svg, y, sweep, host_cpus(comments))
+
     if native:
         ns_ = micro_stats(native)
         nall = all_threads(native)
-        prims = [p for p in PRIMS if (p[0], 1) in ns_]
-        svg.text(20, y, "1b. The same loops natively on the host CPU (bench/sdnative.c, userspace"
+        prims = native_prims(ns_)
+        svg.text(20, y, "3. The same loops natively on the host CPU (bench/sdnative.c, userspace"
                  " analog), ns", size=14, weight="bold")
         y += 24
         row_h = 30
@@ -447,7 +669,7 @@ def plot(comments, micro, native, rw, unload):
     if rw:
         rs = rw_stats(rw)
         keys = sorted({(k[1], k[2]) for k in rs})
-        svg.text(20, y, "2. write+read pair on a unit (syscall level), ns per pair:"
+        svg.text(20, y, "4. write+read pair on a unit (syscall level), ns per pair:"
                  " median, whiskers min-max", size=14, weight="bold")
         y += 12
         svg.legend(x0, y + 12, [("safedetach.ko", COLORS["gate"]),
@@ -471,7 +693,7 @@ def plot(comments, micro, native, rw, unload):
 
     if unload:
         us = unload_stats(unload)
-        svg.text(20, y, "3. rmmod with busy clients, ms (medians of each part): drain + tail as"
+        svg.text(20, y, "5. rmmod with busy clients, ms (medians of each part): drain + tail as"
                  " module_exit logs them + the rest", size=14, weight="bold")
         y += 12
         svg.legend(x0, y + 12, [("drain (close, wake, wait for clients)", COLORS["drain"]),
@@ -498,6 +720,52 @@ def plot(comments, micro, native, rw, unload):
                      size=10, fill="#555")
         y = bot + 50
 
+    if units:
+        us = units_stats(units)
+        svg.text(20, y, "6. rmmod of idle units, ms (medians): drain + tail as module_exit logs"
+                 " them + the rest", size=14, weight="bold")
+        y += 24
+        row_h = 26
+        ns = sorted(us)
+        top, bot = y, y + row_h * len(ns)
+        hi = max(d["rmmod"][0] for d in us.values()) * 1.3
+        X = lin_axis(svg, x0, x1, top, bot, hi, "milliseconds")
+        for i, n in enumerate(ns):
+            d = us[n]
+            ry = top + i * row_h
+            svg.text(x0 - 8, ry + row_h / 2 + 4, f"{n} idle unit{'s' if n != 1 else ''}",
+                     size=12, anchor="end")
+            dr, tl = d["drain"][0], d["tail"][0]
+            rs_ = d["rmmod"][0] - dr - tl
+            svg.rect(x0, ry + 5, X(dr) - x0, 16, COLORS["drain"], f"drain {fmt(dr)} ms")
+            svg.rect(X(dr), ry + 5, X(dr + tl) - X(dr), 16, COLORS["tail"], f"tail {fmt(tl)} ms")
+            svg.rect(X(dr + tl), ry + 5, X(dr + tl + rs_) - X(dr + tl), 16, COLORS["rest"],
+                     f"rest {fmt(rs_)} ms")
+            svg.text(X(d["rmmod"][0]) + 6, ry + 17, f"delete_module() {fmt(d['rmmod'][0])} ms",
+                     size=10, fill="#555")
+        y = bot + 50
+
+    if unplug:
+        d = unplug_stats(unplug)
+        svg.text(20, y, f"7. Detach under {unplug[0]['clients']} busy clients: the other units'"
+                 " write+read pairs per second (median, whiskers min-max)", size=14, weight="bold")
+        y += 24
+        row_h = 26
+        parts = [("before", "1 s before the detach"),
+                 ("during", f"during (median {fmt(d['during_ms'][0])} ms)"),
+                 ("after", "1 s after")]
+        top, bot = y, y + row_h * len(parts)
+        X = lin_axis(svg, x0, x1, top, bot, max(d[p][2] for p, _ in parts) * 1.1, "pairs per second")
+        for i, (p, label) in enumerate(parts):
+            ry = top + i * row_h
+            svg.text(x0 - 8, ry + row_h / 2 + 4, label, size=12, anchor="end")
+            svg.rect(x0, ry + 5, X(d[p][0]) - x0, 16, COLORS["gate"], f"{label}: {fmt(d[p][0])}")
+            svg.whisker(X(d[p][1]), X(d[p][2]), ry + 13, 8)
+        y = bot + 55
+        svg.text(x0, y, f"detach write(2): {fmt(d['detach'][0])} ms median, {fmt(d['detach'][2])} ms"
+                 f" worst; in the kernel {fmt(d['kernel'][0])} ms", size=12)
+        y += 30
+
     H = y
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
             f'viewBox="0 0 {W} {H}">\n<rect width="{W}" height="{H}" fill="white"/>')
@@ -510,8 +778,8 @@ def main():
     ap.add_argument("--svg")
     ap.add_argument("--splice")
     args = ap.parse_args()
-    comments, static, micro, native, rw, unload = parse(args.results)
-    text = tables(comments, static, micro, native, rw, unload)
+    comments, static, micro, native, rw, unload, units, unplug = parse(args.results)
+    text = tables(comments, static, micro, native, rw, unload, units, unplug)
     print(text)
     if args.splice:
         with open(args.splice, encoding="utf-8") as f:
@@ -525,7 +793,7 @@ def main():
             f.write(head + begin + "\n" + text.rstrip("\n") + "\n\n" + end + tail)
     if args.svg:
         with open(args.svg, "w", encoding="utf-8") as f:
-            f.write(plot(comments, micro, native, rw, unload))
+            f.write(plot(comments, micro, native, rw, unload, units, unplug))
     return 0
 
 

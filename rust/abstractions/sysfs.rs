@@ -41,12 +41,15 @@ use kernel::{
 };
 
 /// A static lockdep key, for attributes that are not static.
+#[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
 struct StaticKey(Opaque<bindings::lock_class_key>);
 
 // SAFETY: lockdep only uses the address of the key.
+#[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
 unsafe impl Sync for StaticKey {}
 
 /// The lockdep class of the active references of every [`ClassCommand`].
+#[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
 static COMMAND_KEY: StaticKey = StaticKey(Opaque::uninit());
 
 /// A write-only attribute of a class whose writes call `run` on a target.
@@ -91,19 +94,24 @@ impl<T: Sync + 'static> ClassCommand<T> {
         target: &T,
         run: fn(&T, &[u8]) -> Result,
     ) -> Result<Self> {
+        #[allow(unused_mut)]
+        let mut attr = bindings::attribute {
+            name: name.as_char_ptr(),
+            mode: 0o200,
+            // SAFETY: All-zero is valid for the other fields.
+            ..unsafe { core::mem::zeroed() }
+        };
+        // A static lockdep key for the kernfs node's active reference (what
+        // `sysfs_attr_init()` does for attributes that are not static; the
+        // field exists only with lockdep).
+        #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+        {
+            attr.key = COMMAND_KEY.0.get();
+        }
         let inner = KBox::pin(
             CommandInner {
                 attr: Opaque::new(bindings::class_attribute {
-                    attr: bindings::attribute {
-                        name: name.as_char_ptr(),
-                        mode: 0o200,
-                        // A static lockdep key for the kernfs node's
-                        // active reference (what `sysfs_attr_init()` does
-                        // for attributes that are not static).
-                        key: COMMAND_KEY.0.get(),
-                        // SAFETY: All-zero is valid for the other fields.
-                        ..unsafe { core::mem::zeroed() }
-                    },
+                    attr,
                     show: None,
                     store: Some(command_store::<T>),
                 }),

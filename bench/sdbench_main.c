@@ -4,10 +4,10 @@
  * ways of keeping an object alive while a CPU is inside it.
  *
  * This module is a benchmark only. safedetach.ko never loads it, and it
- * never touches safedetach.ko: it re-implements the gate's fast path (see
- * "The gate" below) so that the gate can be timed in a tight loop next to
- * the other primitives, which are called through their ordinary inline
- * APIs.
+ * never touches safedetach.ko. The gate it times is the driver's own
+ * rust/gate.rs, compiled into this module by sdbench_gate.rs (see "The
+ * gate" below), in a tight loop next to the other primitives, which are
+ * called through their ordinary inline APIs.
  *
  * Loading the module runs the whole benchmark inside module_init and then
  * prints the results to the kernel log, one line per thread and run:
@@ -59,63 +59,30 @@ MODULE_PARM_DESC(duration_ms, "length of each measurement in ms (1..10000, defau
  * The gate
  * ========
  *
- * The same fields and the same instruction sequence as struct Gate in
- * rust/gate.rs, minus its slow path:
- *
- * - PerCpuCounter::inc() (rust/abstractions/percpu.rs) is `incq %gs:(reg)` in an asm!
- *   block without `nomem`, i.e. one per-CPU increment that is also a
- *   compiler barrier: here this_cpu_inc() followed by barrier();
- * - `closing.load(Ordering::Relaxed)` is READ_ONCE(closing);
- * - the slow paths (back_out(), wake_drainer()) are #[cold]
- *   #[inline(never)]: here noinline __cold functions.
- *
- * Gate::enter() is: inc(entered); if closing { back_out(); Err }.
- * Gate::exit() is: inc(exited); if closing { wake_drainer() }.
- * scripts/bench.sh checks that both compile to the same number of
- * instructions as in safedetach.ko (objdump of both modules).
+ * The gate is safedetach's own: sdbench_gate.rs compiles rust/gate.rs and
+ * rust/abstractions/percpu.rs from the driver's sources into this module and exports the
+ * measured loops. Each takes an opaque pointer and runs `iterations` times
+ * 8 pairs (see DEFINE_LOOP below).
  */
-struct bench_gate {
+const void *sdbench_gate_new(void);
+void sdbench_gate_free(const void *gate);
+void sdbench_gate_loop(const void *gate, unsigned long iterations);
+void *sdbench_floor_new(void);
+void sdbench_floor_free(void *floor);
+void sdbench_floor_loop(const void *floor, unsigned long iterations);
+
+/* The C floor's two counters and a flag that stays false, as `closing`. */
+struct bench_counters {
 	u64 __percpu *entered;
 	u64 __percpu *exited;
 	bool closing;
-	atomic_long_t wakeups;
 };
-
-static noinline __cold void bench_gate_wake(struct bench_gate *g)
-{
-	/* Gate::wake_drainer(): a fence, then complete(). Never reached here. */
-	smp_mb();
-	atomic_long_inc(&g->wakeups);
-}
-
-static noinline __cold void bench_gate_back_out(struct bench_gate *g)
-{
-	this_cpu_inc(*g->exited);
-	bench_gate_wake(g);
-}
-
-static __always_inline int bench_gate_enter(struct bench_gate *g)
-{
-	this_cpu_inc(*g->entered);
-	barrier();
-	if (unlikely(READ_ONCE(g->closing))) {
-		bench_gate_back_out(g);
-		return -ENODEV;
-	}
-	return 0;
-}
-
-static __always_inline void bench_gate_exit(struct bench_gate *g)
-{
-	this_cpu_inc(*g->exited);
-	barrier();
-	if (unlikely(READ_ONCE(g->closing)))
-		bench_gate_wake(g);
-}
 
 /* Everything the primitives work on, each shared object on its own line. */
 static struct bench_state {
-	struct bench_gate gate ____cacheline_aligned_in_smp;
+	struct bench_counters counters ____cacheline_aligned_in_smp;
+	const void *gate;		/* a Gate<()> of rust/gate.rs */
+	void *rust_floor;		/* two PerCpuCounters of rust/abstractions/percpu.rs */
 	atomic_long_t atomic ____cacheline_aligned_in_smp;
 	refcount_t refcount ____cacheline_aligned_in_smp;
 	struct percpu_ref pcref ____cacheline_aligned_in_smp;
@@ -149,46 +116,48 @@ static noinline void loop_##name(unsigned long chunks)		\
 	}								\
 }
 
-/* The floor: the two per-CPU increments of the gate, nothing else. */
+/*
+ * The floor: the two per-CPU increments of the gate, nothing else.
+ * PerCpuCounter::inc() is an asm! block without `nomem`, so it is also a
+ * compiler barrier: here this_cpu_inc() and barrier().
+ */
 DEFINE_LOOP(floor, ({
-	this_cpu_inc(*st.gate.entered);
+	this_cpu_inc(*st.counters.entered);
 	barrier();
-	this_cpu_inc(*st.gate.exited);
+	this_cpu_inc(*st.counters.exited);
 	barrier();
 }))
 
-/* The gate, as safedetach's file operations use it. */
+#define ITERATIONS(chunks) ((chunks) * (CHUNK_PAIRS / UNROLL))
+
+/* The same floor in Rust: two PerCpuCounter::inc() of rust/abstractions/percpu.rs. */
+static noinline void loop_rust_floor(unsigned long chunks)
+{
+	sdbench_floor_loop(st.rust_floor, ITERATIONS(chunks));
+}
+
+/* The gate of rust/gate.rs, as safedetach's file operations use it. */
 static noinline void loop_gate(unsigned long chunks)
 {
-	struct bench_gate *g = &st.gate;
-	unsigned long n = chunks * (CHUNK_PAIRS / UNROLL);
-
-	/* Keep the gate's address in a register, as `&self` is in Rust. */
-	OPTIMIZER_HIDE_VAR(g);
-	while (n--) {
-#define GATE_PAIR() do { if (!bench_gate_enter(g)) bench_gate_exit(g); } while (0)
-		GATE_PAIR(); GATE_PAIR(); GATE_PAIR(); GATE_PAIR();
-		GATE_PAIR(); GATE_PAIR(); GATE_PAIR(); GATE_PAIR();
-#undef GATE_PAIR
-	}
+	sdbench_gate_loop(st.gate, ITERATIONS(chunks));
 }
 
 /*
- * The gate without its branches: the same increments and loads of
- * `closing`, whose values are kept but not tested. Not a usable gate; it
- * shows how much of the gate's cost is its two branches, which a real CPU
- * predicts and QEMU TCG does not (every branch ends a translation block).
+ * The floor plus the gate's loads of `closing` after each increment, with
+ * the loaded values kept but not tested. Not a usable gate; it shows how
+ * much of the gate's cost is its two branches, which a real CPU predicts
+ * and QEMU TCG does not (every branch ends a translation block).
  */
 DEFINE_LOOP(loads, ({
 	bool c;
 
-	this_cpu_inc(*st.gate.entered);
+	this_cpu_inc(*st.counters.entered);
 	barrier();
-	c = READ_ONCE(st.gate.closing);
+	c = READ_ONCE(st.counters.closing);
 	OPTIMIZER_HIDE_VAR(c);
-	this_cpu_inc(*st.gate.exited);
+	this_cpu_inc(*st.counters.exited);
 	barrier();
-	c = READ_ONCE(st.gate.closing);
+	c = READ_ONCE(st.counters.closing);
 	OPTIMIZER_HIDE_VAR(c);
 }))
 
@@ -230,6 +199,7 @@ static const struct prim {
 	void (*loop)(unsigned long chunks);
 } prims[] = {
 	{ "floor", loop_floor },
+	{ "rust_floor", loop_rust_floor },
 	{ "gate", loop_gate },
 	{ "loads", loop_loads },
 	{ "atomic", loop_atomic },
@@ -375,9 +345,11 @@ static int __init sdbench_init(void)
 	if (!results)
 		return -ENOMEM;
 
-	st.gate.entered = alloc_percpu(u64);
-	st.gate.exited = alloc_percpu(u64);
-	if (!st.gate.entered || !st.gate.exited) {
+	st.counters.entered = alloc_percpu(u64);
+	st.counters.exited = alloc_percpu(u64);
+	st.gate = sdbench_gate_new();
+	st.rust_floor = sdbench_floor_new();
+	if (!st.counters.entered || !st.counters.exited || !st.gate || !st.rust_floor) {
 		err = -ENOMEM;
 		goto free_gate;
 	}
@@ -412,10 +384,9 @@ static int __init sdbench_init(void)
 							run + 1, cpu_of[i],
 							slot(run, p, mode, i)->pairs,
 							slot(run, p, mode, i)->ns);
-		/* Sanity: the gate never saw `closing`, the counts balance. */
-		pr_info("check gate_wakeups=%ld atomic=%ld refcount=%u\n",
-			atomic_long_read(&st.gate.wakeups), atomic_long_read(&st.atomic),
-			refcount_read(&st.refcount));
+		/* Sanity: the counts balance. */
+		pr_info("check atomic=%ld refcount=%u\n",
+			atomic_long_read(&st.atomic), refcount_read(&st.refcount));
 		pr_info("done\n");
 	}
 
@@ -425,8 +396,13 @@ free_pcref:
 	wait_for_completion(&pcref_released);
 	percpu_ref_exit(&st.pcref);
 free_gate:
-	free_percpu(st.gate.exited);
-	free_percpu(st.gate.entered);
+	/* The gate's drop closes, drains and waits out its tail first. */
+	if (st.gate)
+		sdbench_gate_free(st.gate);
+	if (st.rust_floor)
+		sdbench_floor_free(st.rust_floor);
+	free_percpu(st.counters.exited);
+	free_percpu(st.counters.entered);
 	kfree(results);
 	return err;
 }
