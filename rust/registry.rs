@@ -23,7 +23,9 @@
 use crate::barrier::Tail;
 use crate::chrdev::{Cdev, Class, DeviceNode, Region};
 use crate::completion::Completion;
+use crate::debugfs::{SeqFile, Status};
 use crate::{diag, gate, sysfs, Unit, FOPS, MAX_UNITS};
+use core::ptr::NonNull;
 use kernel::{
     c_str, fmt, new_mutex,
     prelude::*,
@@ -40,17 +42,40 @@ use kernel::{
 #[pin_data]
 pub(crate) struct Drains {
     #[pin]
-    mask: Mutex<u64>,
+    state: Mutex<Draining>,
     /// Completed whenever a bit is cleared.
     #[pin]
     idle: Completion,
 }
 
+/// The state of [`Drains`], under its lock.
+///
+/// # Invariants
+///
+/// A unit in `units` is alive: its drain takes it out (under the lock,
+/// [`Drains::forget`]) before it frees it.
+struct Draining {
+    /// Bit `i` is set while unit `i` is detached and not yet freed.
+    mask: u64,
+    /// The detached units that are not yet freed, for the status file;
+    /// `None` also for the short while between a unit's removal from here
+    /// and the clearing of its bit.
+    units: [Option<NonNull<Unit>>; MAX_UNITS as usize],
+}
+
+// SAFETY: The pointers are only followed under the lock of `Drains`, to
+// units that any thread may read (`Unit` is `Sync`); they are never used
+// to free or move a unit.
+unsafe impl Send for Draining {}
+
 impl Drains {
     fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
-                mask <- new_mutex!(0, "Drains::mask"),
+                state <- new_mutex!(
+                    Draining { mask: 0, units: [None; MAX_UNITS as usize] },
+                    "Drains::state"
+                ),
                 idle <- Completion::new(),
             }),
             GFP_KERNEL,
@@ -58,11 +83,31 @@ impl Drains {
     }
 
     fn is_draining(&self, index: u32) -> bool {
-        *self.mask.lock() & (1 << index) != 0
+        self.state.lock().mask & (1 << index) != 0
     }
 
-    fn start(&self, index: u32) {
-        *self.mask.lock() |= 1 << index;
+    /// Records that `unit` was detached and is now drained in the
+    /// background, until [`Drains::finish`].
+    ///
+    /// The unit must stay alive until it calls [`Drains::forget`].
+    fn start(&self, unit: Pin<&Unit>) {
+        let mut state = self.state.lock();
+        state.mask |= 1 << unit.index();
+        // INVARIANT: the unit's drain calls `forget` before freeing it
+        // (`Unit::retire`), and detached units are freed nowhere else.
+        state.units[unit.index() as usize] = Some(NonNull::from(unit.get_ref()));
+    }
+
+    /// Takes `unit` out of the units that the status file shows.
+    ///
+    /// The drain calls this before it frees the unit: once it returns, no
+    /// reader of the status file is looking at the unit, and none will.
+    pub(crate) fn forget(&self, unit: &Unit) {
+        let mut state = self.state.lock();
+        let entry = &mut state.units[unit.index() as usize];
+        if *entry == Some(NonNull::from(unit)) {
+            *entry = None;
+        }
     }
 
     /// Records that the detached unit `index` has been freed.
@@ -71,7 +116,7 @@ impl Drains {
     /// through module text, without sleeping, which the module's tail
     /// covers.
     pub(crate) fn finish(&self, index: u32) {
-        *self.mask.lock() &= !(1 << index);
+        self.state.lock().mask &= !(1 << index);
         self.idle.complete();
     }
 
@@ -84,7 +129,7 @@ impl Drains {
             // Order the reinit before the check: a `finish` that this check
             // misses completes `idle` after it.
             core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-            if *self.mask.lock() == 0 {
+            if self.state.lock().mask == 0 {
                 return;
             }
             // Waking now and then keeps the hung-task detector quiet while
@@ -275,7 +320,7 @@ impl Registry {
     /// Unplugs a slot and queues the drain of its unit.
     fn retire(&self, slot: Slot) {
         let unit = slot.unplug();
-        self.drains.start(unit.index());
+        self.drains.start(unit.as_ref());
         workqueue::system_long().enqueue(unit);
     }
 
@@ -325,6 +370,64 @@ impl PinnedDrop for Registry {
         // After the module's exit, nothing to do; after a failed init, the
         // units that were attached go through the protocol.
         self.shutdown(false);
+    }
+}
+
+/// The debugfs status file: one line per unit, live or draining, in index
+/// order, each followed by its holders, as a drain report names them
+/// (bounded: [`gate::NAMED_HOLDERS`] processes, the rest counted).
+///
+/// ```text
+/// safedetach2 draining open_files=1 in_flight=0
+///   held open by pid 65 (sdtool), 1 file(s)
+/// safedetach3 live open_files=0 in_flight=0
+/// ```
+///
+/// A draining unit is shown until its drain is about to free it.
+impl Status for Registry {
+    fn show(&self, out: &mut SeqFile<'_>) {
+        // Both locks, so that no unit moves between the two lists meanwhile
+        // and none is freed while it is shown: a live unit is freed only
+        // after a detach took it out of `table`, a draining one only after
+        // `Drains::forget`.
+        let table = self.table.lock();
+        let draining = self.drains.state.lock();
+        for (i, slot) in table.live.iter().enumerate() {
+            if let Some(slot) = slot {
+                show_unit(out, slot.unit.as_ref(), "live");
+            } else if let Some(unit) = draining.units[i] {
+                // SAFETY: A unit in `units` is alive while the lock is held
+                // (type invariant of `Draining`), and pinned in its box.
+                let unit = unsafe { Pin::new_unchecked(unit.as_ref()) };
+                show_unit(out, unit, "draining");
+            }
+        }
+    }
+}
+
+/// Writes the status of one unit: its line, then its holders.
+fn show_unit(out: &mut SeqFile<'_>, unit: Pin<&Unit>, state: &str) {
+    let holders = unit.gate().holders();
+    out.print(fmt!(
+        "safedetach{} {} open_files={} in_flight={}\n",
+        unit.index(),
+        state,
+        holders.files,
+        holders.calls
+    ));
+    for (task, n) in holders.named() {
+        out.print(fmt!(
+            "  held open by pid {} ({}), {} file(s)\n",
+            task.pid,
+            task.comm(),
+            n
+        ));
+    }
+    if holders.others() > 0 {
+        out.print(fmt!(
+            "  held open by other processes: {} more file(s)\n",
+            holders.others()
+        ));
     }
 }
 
