@@ -319,11 +319,11 @@ status_is() {
 	[ "$(cat "$WORK/status")" = "$1" ]
 }
 
-# expect_status WHAT EXPECTED: wait (up to 30 s: the counts move while
-# clients start) until the status file reads exactly EXPECTED; fail,
-# showing both, if it never does.
+# expect_status WHAT EXPECTED: wait (up to 120 s, for oversubscribed TCG:
+# the counts move while clients start and units drain) until the status
+# file reads exactly EXPECTED; fail, showing both, if it never does.
 expect_status() {
-	wait_until 30 "the status file to show $1" status_is "$2" && return 0
+	wait_until 120 "the status file to show $1" status_is "$2" && return 0
 	log "status file:"
 	sed 's/^/#   /' "$WORK/status"
 	log "expected:"
@@ -347,7 +347,7 @@ test_status() {
 	pc=$(bg_pid cat1)
 	bg_start sh2 sh -c "exec 3<${DEV}2 4<${DEV}2; exec sleep 1000"
 	ph=$(bg_pid sh2)
-	wait_until 30 "sh (pid $ph) to sleep with unit 2 open twice" \
+	wait_until 120 "sh (pid $ph) to sleep with unit 2 open twice" \
 		test "$(ls -l /proc/$ph/fd 2>/dev/null | grep -c "${DEV}2")" = 2
 	bg_start hold3 "$SDTOOL" hold ${DEV}3
 	wait_out hold3 holding 120
