@@ -379,7 +379,7 @@ impl PinnedDrop for Registry {
 ///
 /// ```text
 /// safedetach2 draining open_files=1 in_flight=0
-///   held open by pid 65 (sdtool), 1 file(s)
+///   held open by pid PID (sdtool), 1 file(s)
 /// safedetach3 live open_files=0 in_flight=0
 /// ```
 ///
