@@ -33,6 +33,7 @@ mod gate;
 #[path = "../rust/variant.rs"]
 mod variant;
 
+use abstractions::percpu::PerCpuCounter;
 use gate::Gate;
 use kernel::{
     ffi::{c_ulong, c_void},
@@ -40,7 +41,6 @@ use kernel::{
     prelude::*,
     str::CString,
 };
-use abstractions::percpu::PerCpuCounter;
 
 /// The prefix of `pr_*!` messages, which `module!` defines in a module's
 /// crate root: the C half owns the module.

@@ -21,6 +21,7 @@
 //! - [`barrier`]: the IPI barrier round and the RCU Tasks wait (none in
 //!   mainline).
 //! - [`sysfs`]: the class and unit attributes.
+//! - [`debugfs`]: a `seq_file` status file in debugfs.
 //! - [`diag`]: the current task, a monotonic clock, sleeping and `WARN`.
 //! - [`ffi`]: the declarations of the thin C wrappers in `helpers.c` (one
 //!   per inline or macro API, no logic), which also hold the module
@@ -29,6 +30,7 @@
 pub(crate) mod barrier;
 pub(crate) mod chrdev;
 pub(crate) mod completion;
+pub(crate) mod debugfs;
 pub(crate) mod diag;
 pub(crate) mod ffi;
 pub(crate) mod percpu;

@@ -453,14 +453,13 @@ impl<T> Gate<T> {
         }
     }
 
-    /// Logs who keeps the drain waiting, `waited_ms` after it started.
+    /// Returns who holds the gate's files: a racy, bounded summary.
     ///
-    /// At most `NAMED_HOLDERS + 2` lines, however many files are open: the
-    /// first [`NAMED_HOLDERS`] distinct processes found are named with
-    /// their number of files, the other files are counted. Nothing is
-    /// printed while `book` is held, since every `release` needs it.
-    #[cold]
-    fn report(&self, waited_ms: i64) {
+    /// The first [`NAMED_HOLDERS`] distinct processes found on the list of
+    /// holders are named with their number of files, the other files are
+    /// only counted, however many files are open. The list is walked under
+    /// `book`, which every `release` needs; nothing is printed meanwhile.
+    pub(crate) fn holders(&self) -> Holders {
         let (files, calls) = self.usage();
         let mut named: [Option<(TaskId, u64)>; NAMED_HOLDERS] = [None; NAMED_HOLDERS];
         let book = self.book.lock();
@@ -474,16 +473,29 @@ impl<T> Gate<T> {
             }
         }
         drop(book);
+        Holders {
+            files,
+            calls,
+            named,
+        }
+    }
+
+    /// Logs who keeps the drain waiting, `waited_ms` after it started.
+    ///
+    /// At most `NAMED_HOLDERS + 2` lines, however many files are open (see
+    /// [`Gate::holders`]).
+    #[cold]
+    fn report(&self, waited_ms: i64) {
+        let holders = self.holders();
         let name = self.name.to_str().unwrap_or("?");
         pr_info!(
             "{}: unload waiting {} s: {} open file(s), {} call(s) in flight\n",
             name,
             waited_ms / 1000,
-            files,
-            calls
+            holders.files,
+            holders.calls
         );
-        let mut counted = 0;
-        for (task, n) in named.iter().flatten() {
+        for (task, n) in holders.named() {
             pr_info!(
                 "{}: held open by pid {} ({}), {} file(s) (pid in the initial pid namespace)\n",
                 name,
@@ -491,15 +503,38 @@ impl<T> Gate<T> {
                 task.comm(),
                 n
             );
-            counted += n;
         }
-        if files > counted {
+        if holders.others() > 0 {
             pr_info!(
                 "{}: held open by other processes: {} more file(s)\n",
                 name,
-                files - counted
+                holders.others()
             );
         }
+    }
+}
+
+/// Who holds the files of a gate, as [`Gate::holders`] found them.
+pub(crate) struct Holders {
+    /// The number of open files.
+    pub(crate) files: u64,
+    /// The number of calls in flight, open files not counted.
+    pub(crate) calls: u64,
+    /// The first [`NAMED_HOLDERS`] processes, with their number of files.
+    named: [Option<(TaskId, u64)>; NAMED_HOLDERS],
+}
+
+impl Holders {
+    /// Returns the named processes (the opener's identity), each with its
+    /// number of open files.
+    pub(crate) fn named(&self) -> impl Iterator<Item = &(TaskId, u64)> {
+        self.named.iter().flatten()
+    }
+
+    /// Returns the number of open files of the processes not named.
+    pub(crate) fn others(&self) -> u64 {
+        let counted: u64 = self.named().map(|(_, n)| n).sum();
+        self.files.saturating_sub(counted)
     }
 }
 

@@ -24,8 +24,10 @@
 use crate::abstractions::barrier::Tail;
 use crate::abstractions::chrdev::{Cdev, Class, DeviceNode, Region};
 use crate::abstractions::completion::Completion;
+use crate::abstractions::debugfs::{SeqFile, Status};
 use crate::abstractions::{diag, sysfs};
 use crate::{fops::FOPS, gate, Unit, MAX_UNITS};
+use core::ptr::NonNull;
 use kernel::{
     c_str, fmt, new_mutex,
     prelude::*,
@@ -35,10 +37,34 @@ use kernel::{
     workqueue,
 };
 
+/// The units that are detached but not yet done, by index.
+///
+/// A unit's bit is set when it is detached and cleared by its drain as the
+/// very last thing it does: after the unit was freed, or, during the
+/// module's unload, after the unit was handed over to the unloader.
+#[pin_data]
+pub(crate) struct Drains {
+    #[pin]
+    state: Mutex<Draining>,
+    /// Completed whenever a bit is cleared.
+    #[pin]
+    idle: Completion,
+}
+
 /// The state of [`Drains`], under its lock.
-struct DrainState {
+///
+/// # Invariants
+///
+/// A unit in `units` is alive: before it is freed, its drain takes it out
+/// (under the lock, [`Drains::forget`]), or hands it over ([`Drains::park`]),
+/// which takes it out too.
+struct Draining {
     /// Bit `i` is set while unit `i` is detached and not yet done.
     mask: u64,
+    /// The detached units that are not yet freed or handed over, for the
+    /// status file; `None` also for the short while between a unit's
+    /// removal from here and the clearing of its bit.
+    units: [Option<NonNull<Unit>>; MAX_UNITS as usize],
     /// Set by [`Registry::shutdown`]: a drain that ends from now on hands
     /// its unit over ([`Drains::park`]) instead of waiting for the unit's
     /// tail and freeing it.
@@ -48,27 +74,19 @@ struct DrainState {
     parked: [Option<Pin<KBox<Unit>>>; MAX_UNITS as usize],
 }
 
-/// The units that are detached but not yet done, by index.
-///
-/// A unit's bit is set when it is detached and cleared by its drain as the
-/// very last thing it does: after the unit was freed, or, during the
-/// module's unload, after the unit was handed over to the unloader.
-#[pin_data]
-pub(crate) struct Drains {
-    #[pin]
-    state: Mutex<DrainState>,
-    /// Completed whenever a bit is cleared.
-    #[pin]
-    idle: Completion,
-}
+// SAFETY: The pointers are only followed under the lock of `Drains`, to
+// units that any thread may read (`Unit` is `Sync`); they are never used
+// to free or move a unit.
+unsafe impl Send for Draining {}
 
 impl Drains {
     fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 state <- new_mutex!(
-                    DrainState {
+                    Draining {
                         mask: 0,
+                        units: [None; MAX_UNITS as usize],
                         parking: false,
                         parked: [const { None }; MAX_UNITS as usize],
                     },
@@ -84,8 +102,28 @@ impl Drains {
         self.state.lock().mask & (1 << index) != 0
     }
 
-    fn start(&self, index: u32) {
-        self.state.lock().mask |= 1 << index;
+    /// Records that `unit` was detached and is now drained in the
+    /// background, until [`Drains::finish`].
+    ///
+    /// The unit must stay alive until it calls [`Drains::forget`].
+    fn start(&self, unit: Pin<&Unit>) {
+        let mut state = self.state.lock();
+        state.mask |= 1 << unit.index();
+        // INVARIANT: the unit's drain calls `forget` before freeing it
+        // (`Unit::retire`), and detached units are freed nowhere else.
+        state.units[unit.index() as usize] = Some(NonNull::from(unit.get_ref()));
+    }
+
+    /// Takes `unit` out of the units that the status file shows.
+    ///
+    /// The drain calls this before it frees the unit: once it returns, no
+    /// reader of the status file is looking at the unit, and none will.
+    pub(crate) fn forget(&self, unit: &Unit) {
+        let mut state = self.state.lock();
+        let entry = &mut state.units[unit.index() as usize];
+        if *entry == Some(NonNull::from(unit)) {
+            *entry = None;
+        }
     }
 
     /// Records that the detached unit `index` has been freed.
@@ -114,6 +152,9 @@ impl Drains {
         if !state.parking {
             return Some(unit);
         }
+        // INVARIANT: the status file no longer sees the unit, which the
+        // unloader frees.
+        state.units[index as usize] = None;
         state.parked[index as usize] = Some(unit);
         state.mask &= !(1 << index);
         drop(state);
@@ -331,7 +372,7 @@ impl Registry {
     /// Unplugs a slot and queues the drain of its unit.
     fn retire(&self, slot: Slot) {
         let unit = slot.unplug();
-        self.drains.start(unit.index());
+        self.drains.start(unit.as_ref());
         workqueue::system_long().enqueue(unit);
     }
 
@@ -392,6 +433,64 @@ impl PinnedDrop for Registry {
         // After the module's exit, nothing to do; after a failed init, the
         // units that were attached go through the protocol.
         self.shutdown(false);
+    }
+}
+
+/// The debugfs status file: one line per unit, live or draining, in index
+/// order, each followed by its holders, as a drain report names them
+/// (bounded: [`gate::NAMED_HOLDERS`] processes, the rest counted).
+///
+/// ```text
+/// safedetach2 draining open_files=1 in_flight=0
+///   held open by pid PID (sdtool), 1 file(s)
+/// safedetach3 live open_files=0 in_flight=0
+/// ```
+///
+/// A draining unit is shown until its drain is about to free it.
+impl Status for Registry {
+    fn show(&self, out: &mut SeqFile<'_>) {
+        // Both locks, so that no unit moves between the two lists meanwhile
+        // and none is freed while it is shown: a live unit is freed only
+        // after a detach took it out of `table`, a draining one only after
+        // `Drains::forget`.
+        let table = self.table.lock();
+        let draining = self.drains.state.lock();
+        for (i, slot) in table.live.iter().enumerate() {
+            if let Some(slot) = slot {
+                show_unit(out, slot.unit.as_ref(), "live");
+            } else if let Some(unit) = draining.units[i] {
+                // SAFETY: A unit in `units` is alive while the lock is held
+                // (type invariant of `Draining`), and pinned in its box.
+                let unit = unsafe { Pin::new_unchecked(unit.as_ref()) };
+                show_unit(out, unit, "draining");
+            }
+        }
+    }
+}
+
+/// Writes the status of one unit: its line, then its holders.
+fn show_unit(out: &mut SeqFile<'_>, unit: Pin<&Unit>, state: &str) {
+    let holders = unit.gate().holders();
+    out.print(fmt!(
+        "safedetach{} {} open_files={} in_flight={}\n",
+        unit.index(),
+        state,
+        holders.files,
+        holders.calls
+    ));
+    for (task, n) in holders.named() {
+        out.print(fmt!(
+            "  held open by pid {} ({}), {} file(s)\n",
+            task.pid,
+            task.comm(),
+            n
+        ));
+    }
+    if holders.others() > 0 {
+        out.print(fmt!(
+            "  held open by other processes: {} more file(s)\n",
+            holders.others()
+        ));
     }
 }
 

@@ -33,14 +33,21 @@
 //! - **The protocol**, [`gate`]: the per-CPU gate, its close, drain and
 //!   tail. This is the part a driver author copies.
 //! - **Kernel abstractions 6.12 lacks**, [`abstractions`]: char devices,
-//!   completions, wait queues, per-CPU counters, the IPI barrier round,
-//!   sysfs attributes, diagnostics, and the thin C wrappers: the only
+//!   completions, wait queues, per-CPU counters, the static key, the IPI
+//!   barrier round, sysfs attributes, a debugfs file, diagnostics, and the
+//!   thin C wrappers: the only
 //!   layer that uses `bindings::`; Documentation/porting.rst maps each file
 //!   to its mainline replacement.
 //! - **The driver**: this crate root (module parameters, units, load and
 //!   unload), [`registry`] (attach, detach, background drains), [`fops`]
-//!   (the `file_operations` entry points) and [`fifo`] (the byte FIFO),
+//!   (the file operations) and [`fifo`] (the byte FIFO),
 //!   plus [`variant`], the deliberately broken builds of the test suite.
+//!
+//! With `CONFIG_DEBUG_FS`, `/sys/kernel/debug/safedetach/status` lists
+//! every unit, live or draining, with its open files, its calls in flight
+//! and the processes holding it ([`abstractions::debugfs`], [`registry`]).
+//! A reader may keep it open across `rmmod`: its reads then fail with
+//! `EIO`.
 
 use kernel::{c_str, fmt, prelude::*, str::CString};
 
@@ -51,7 +58,9 @@ mod gate;
 mod registry;
 mod variant;
 
-use abstractions::{barrier::Tail, chrdev::CdevAnchor, ffi, sysfs::ClassCommand};
+use abstractions::{
+    barrier::Tail, chrdev::CdevAnchor, debugfs::StatusFile, ffi, sysfs::ClassCommand,
+};
 use fifo::Fifo;
 use gate::Gate;
 use kernel::{
@@ -167,7 +176,9 @@ impl Unit {
         if !variant::SKIP_TAIL && !variant::SKIP_UNIT_TAIL {
             Tail::now().wait();
         }
-        // 7. Free (the gate's own drop finds its tail waited for).
+        // 7. Free (the gate's own drop finds its tail waited for), once the
+        //    debugfs status file can no longer see the unit.
+        self.drains.forget(&self);
         drop(self);
     }
 
@@ -212,13 +223,16 @@ impl WorkItem for Unit {
     }
 }
 
-/// The module: the attach and detach files and the registry of units.
+/// The module: the attach and detach files, the debugfs status file and
+/// the registry of units.
 ///
 /// Field order is drop order, but the drop makes the order explicit: the
-/// files go first (so that no write can attach a unit during the unload),
-/// then every unit, then the class and the device numbers.
+/// sysfs files go first (so that no write can attach a unit during the
+/// unload), then every unit, then the status file (which shows the drains
+/// of the unload while they wait), then the class and the device numbers.
 struct SafeDetach {
     commands: Option<(ClassCommand<Registry>, ClassCommand<Registry>)>,
+    status: Option<StatusFile<Registry>>,
     registry: Pin<KBox<Registry>>,
 }
 
@@ -270,12 +284,17 @@ impl kernel::Module for SafeDetach {
                 ClassCommand::new(registry.class(), c_str!("detach"), target, detach)?,
             )
         };
+        // Optional, as debugfs is: without it the module works the same.
+        // SAFETY: The status file is dropped before the registry:
+        // `SafeDetach::drop` drops it, and it is declared before it.
+        let status = unsafe { StatusFile::new(c_str!("safedetach"), c_str!("status"), target) };
         if let Some(name) = variant::NAME {
             pr_info!("this is the deliberately broken test variant '{}'\n", name);
         }
         pr_info!("loaded: {} units of {} bytes\n", units, capacity);
         Ok(SafeDetach {
             commands: Some(commands),
+            status,
             registry,
         })
     }
@@ -290,6 +309,9 @@ impl Drop for SafeDetach {
         // 1-6. Detach every live unit (close, unpublish, wake), wait until
         //    every detached unit is drained and freed, then the tail.
         self.registry.shutdown(true);
+        // The status file, which reads the registry: removing it waits for
+        // the reads in progress, and later reads of open files fail.
+        self.status = None;
         // 7. Free: the registry, then the class and the device numbers.
     }
 }

@@ -5,11 +5,15 @@
 # (/sys/class/safedetach/attach and detach). A detach must return once the
 # unit is unreachable, without waiting for its holders, while the other
 # units keep working; the unit drains in the background and rmmod waits for
-# it. Every case ends with a clean kernel log.
+# it. The debugfs status file lists the live and draining units with their
+# holders, and survives an rmmod while it is open. Every case ends with a
+# clean kernel log.
 set -uo pipefail
 . "$(dirname -- "$0")/lib.sh"
 
 CLASS=/sys/class/$MODNAME
+STATUS=/sys/kernel/debug/$MODNAME/status
+H4_PIDS=
 
 # ctl FILE TEXT: write TEXT to $CLASS/FILE in one write(2); print "ok" or
 # the error (strerror text).
@@ -309,13 +313,175 @@ test_storm() {
 	done
 }
 
+# mount_debugfs: debugfs at /sys/kernel/debug (run_tests.sh mounts it too).
+mount_debugfs() {
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+}
+
+# status_is EXPECTED: the status file reads exactly EXPECTED (a newline
+# ends every line); the text read is left in $WORK/status. The pids in
+# H4_PIDS (an ERE alternation, if set) must appear at most once each and
+# read as "H4".
+status_is() {
+	cat $STATUS >"$WORK/status" || return 1
+	if [ -n "$H4_PIDS" ]; then
+		grep -Eo "pid ($H4_PIDS) " "$WORK/status" | sort | uniq -d | grep -q . && return 1
+		sed -Ei "s/pid ($H4_PIDS) \(/pid H4 (/" "$WORK/status"
+	fi
+	[ "$(cat "$WORK/status")" = "$1" ]
+}
+
+# expect_status WHAT EXPECTED: wait (up to 120 s, for oversubscribed TCG:
+# the counts move while clients start and units drain) until the status
+# file reads exactly EXPECTED; fail, showing both, if it never does.
+expect_status() {
+	wait_until 120 "the status file to show $1" status_is "$2" && return 0
+	log "status file:"
+	sed 's/^/#   /' "$WORK/status"
+	log "expected:"
+	printf '%s\n' "$2" | sed 's/^/#   /'
+	return 1
+}
+
+# Real clients hold units: a blocked cat (one file, one call in flight), a
+# shell holding two descriptors and then sleeping, ten processes on one
+# unit (only 8 are named), and an idle holder of a unit that is then
+# detached: it shows as draining with its holder until the holder closes.
+test_status() {
+	local pc ph p3 i others= head tail
+	mount_debugfs
+	load units=5
+	[ "$(stat -c %a $STATUS)" = 444 ] || fail "$STATUS: mode $(stat -c %a $STATUS), expected 444"
+	expect_status "five idle units" "$(for i in 0 1 2 3 4; do
+		echo "safedetach$i live open_files=0 in_flight=0"; done)"
+	bg_start cat1 cat ${DEV}1
+	wait_blocked cat1 $NR_read
+	pc=$(bg_pid cat1)
+	bg_start sh2 sh -c "exec 3<${DEV}2 4<${DEV}2; exec sleep 1000"
+	ph=$(bg_pid sh2)
+	wait_until 120 "sh (pid $ph) to sleep with unit 2 open twice" \
+		test "$(ls -l /proc/$ph/fd 2>/dev/null | grep -c "${DEV}2")" = 2
+	bg_start hold3 "$SDTOOL" hold ${DEV}3
+	wait_out hold3 holding 120
+	p3=$(bg_pid hold3)
+	for i in 0 1 2 3 4 5 6 7 8 9; do
+		bg_start h4_$i "$SDTOOL" hold ${DEV}4
+	done
+	for i in 0 1 2 3 4 5 6 7 8 9; do
+		wait_out h4_$i holding 120
+	done
+	# They opened in any order: the status names the first 8 to open, and
+	# status_is shows each of those pids as H4 (each must appear once).
+	H4_PIDS=$(cat "$WORK"/h4_*.pid | paste -sd'|')
+	for i in 0 1 2 3 4 5 6 7; do
+		others+="  held open by pid H4 (sdtool), 1 file(s)"$'\n'
+	done
+	head="safedetach0 live open_files=0 in_flight=0
+safedetach1 live open_files=1 in_flight=1
+  held open by pid $pc (cat), 1 file(s)
+safedetach2 live open_files=2 in_flight=0
+  held open by pid $ph (sh), 2 file(s)"
+	tail="safedetach4 live open_files=10 in_flight=0
+${others}  held open by other processes: 2 more file(s)"
+	expect_status "the clients" "$head
+safedetach3 live open_files=1 in_flight=0
+  held open by pid $p3 (sdtool), 1 file(s)
+$tail"
+	log "$(grep -c . "$WORK/status") lines with 14 files open on 4 units, 8 processes named for unit 4"
+	expect_ctl detach 3 ok
+	expect_status "unit 3 draining" "$head
+safedetach3 draining open_files=1 in_flight=0
+  held open by pid $p3 (sdtool), 1 file(s)
+$tail"
+	log "$STATUS with unit 3 draining:"
+	sed 's/^/#   /' $STATUS
+	kill -TERM "$p3"
+	bg_wait hold3 10
+	expect_status "unit 3 gone once its holder closed" "$head
+$tail"
+	wait_until 60 "attach 3 to succeed" attached 3
+	expect_status "unit 3 live again" "$head
+safedetach3 live open_files=0 in_flight=0
+$tail"
+	for i in cat1 sh2 h4_{0..9}; do
+		kill -TERM "$(bg_pid $i)"
+		bg_wait $i 10 || true
+	done
+	expect_status "no file open" "$(for i in 0 1 2 3 4; do
+		echo "safedetach$i live open_files=0 in_flight=0"; done)"
+	unload
+	[ ! -e /sys/kernel/debug/$MODNAME ] || fail "/sys/kernel/debug/$MODNAME is left after rmmod"
+}
+
+# rmmod while one reader keeps the status file open, and another reads it
+# 7 bytes at a time in a loop on one open file, and a shell loop runs cat
+# on it: the file shows the unload's drain while a holder keeps rmmod
+# waiting, rmmod completes once the holder closes, the file is gone, and
+# reads on the files that stay open fail with EIO. Closing them afterwards
+# runs no module code (KASAN is armed).
+test_status_rmmod() {
+	local ph
+	mount_debugfs
+	load
+	bg_start hold0 "$SDTOOL" hold ${DEV}0
+	wait_out hold0 holding 120
+	ph=$(bg_pid hold0)
+	bg_start held python3 -c "
+import errno, os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+fd = os.open('$STATUS', os.O_RDONLY)
+print('first read: %d lines' % os.read(fd, 65536).count(b'\n'), flush=True)
+signal.sigwait([signal.SIGUSR1])
+try:
+    print('read: %d bytes' % len(os.read(fd, 65536)), flush=True)
+except OSError as e:
+    print('read: ' + errno.errorcode[e.errno], flush=True)
+"
+	wait_out held 'first read: 5 lines' 60
+	bg_start loop python3 -c "
+import errno, os
+fd = os.open('$STATUS', os.O_RDONLY)
+n = 0
+try:
+    while True:
+        os.lseek(fd, 0, os.SEEK_SET)
+        while os.read(fd, 7):
+            pass
+        n += 1
+        if n == 1:
+            print('looping', flush=True)
+except OSError as e:
+    print('loop: %d whole reads, then %s' % (n, errno.errorcode[e.errno]), flush=True)
+"
+	wait_out loop looping 60
+	bg_start catloop sh -c "while :; do cat $STATUS >/dev/null 2>&1; done"
+	rmmod_bg
+	expect_status "the unload's drain of unit 0" "safedetach0 draining open_files=1 in_flight=0
+  held open by pid $ph (sdtool), 1 file(s)"
+	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while unit 0 was held open"
+	kill -TERM "$ph"
+	bg_wait hold0 10
+	rmmod_done
+	[ ! -e $STATUS ] || fail "$STATUS is left after rmmod"
+	wait_out loop '^loop: ' 60
+	expect_out loop '^loop: [1-9][0-9]* whole reads, then EIO$'
+	log "$(cat "$WORK/loop.out" | tail -n1)"
+	kill -USR1 "$(bg_pid held)"
+	bg_wait held 30
+	expect_out held '^read: EIO$'
+	# The last close of the open files ran after the module was gone.
+	log "rmmod completed with the status file open in 2 processes; their reads: EIO"
+}
+
 require_module
 ktap_print_header
-ktap_set_plan 6
+ktap_set_plan 8
 run_case "detach one unit under load, the other units keep every record" test_detach_under_load
 run_case "detach with an idle holder: prompt, ENODEV, EBUSY until closed, then attach" test_idle_holder
 run_case "rmmod while detached units are still draining" test_rmmod_while_draining
 run_case "bad input to attach and detach changes nothing" test_bad_input
 run_case "concurrent detaches of one unit: exactly one succeeds" test_concurrent_detach
 run_case "attach/detach storm under clients, then rmmod" test_storm
+run_case "debugfs status: live and draining units, counts and holders" test_status
+run_case "debugfs status: rmmod while the file is open and read in a loop" test_status_rmmod
 ktap_finished

@@ -84,4 +84,16 @@ extern "C" {
         wq: *mut bindings::wait_queue_head,
         p: *mut bindings::poll_table_struct,
     );
+
+    pub(crate) fn safedetach_root_device_register(name: *const c_char) -> *mut bindings::device;
+    pub(crate) fn safedetach_debugfs_create_dir(name: *const c_char) -> *mut bindings::dentry;
+    pub(crate) fn safedetach_debugfs_create_devm_seqfile(
+        dev: *mut bindings::device,
+        name: *const c_char,
+        parent: *mut bindings::dentry,
+        read_fn: Option<
+            unsafe extern "C" fn(s: *mut bindings::seq_file, data: *mut c_void) -> c_int,
+        >,
+    );
+    pub(crate) fn safedetach_debugfs_remove(dentry: *mut bindings::dentry);
 }

@@ -9,6 +9,7 @@
 
 #include <linux/cdev.h>
 #include <linux/completion.h>
+#include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/jump_label.h>
 #include <linux/module.h>
@@ -168,4 +169,26 @@ void safedetach_poll_wait(struct file *filp, wait_queue_head_t *wq,
 			  struct poll_table_struct *p)
 {
 	poll_wait(filp, wq, p);
+}
+
+struct device *safedetach_root_device_register(const char *name)
+{
+	return root_device_register(name);
+}
+
+struct dentry *safedetach_debugfs_create_dir(const char *name)
+{
+	return debugfs_create_dir(name, NULL);
+}
+
+void safedetach_debugfs_create_devm_seqfile(struct device *dev, const char *name,
+					    struct dentry *parent,
+					    int (*read_fn)(struct seq_file *s, void *data))
+{
+	debugfs_create_devm_seqfile(dev, name, parent, read_fn);
+}
+
+void safedetach_debugfs_remove(struct dentry *dentry)
+{
+	debugfs_remove(dentry);
 }

@@ -14,10 +14,12 @@ struct cdev;
 struct attribute_group;
 struct class;
 struct completion;
+struct dentry;
 struct device;
 struct kobject;
 struct pid_namespace;
 struct poll_table_struct;
+struct seq_file;
 struct static_key_false;
 
 extern struct static_key_false safedetach_closing_key;
@@ -52,5 +54,11 @@ void safedetach_warn_drain_ended_open(const char *name, size_t files);
 struct pid_namespace *safedetach_init_pid_ns(void);
 void safedetach_poll_wait(struct file *filp, wait_queue_head_t *wq,
 			  struct poll_table_struct *p);
+struct device *safedetach_root_device_register(const char *name);
+struct dentry *safedetach_debugfs_create_dir(const char *name);
+void safedetach_debugfs_create_devm_seqfile(struct device *dev, const char *name,
+					    struct dentry *parent,
+					    int (*read_fn)(struct seq_file *s, void *data));
+void safedetach_debugfs_remove(struct dentry *dentry);
 
 #endif /* SAFEDETACH_HELPERS_H */
