@@ -41,7 +41,7 @@ block "\"the driver guide's example\")::" >"$out/rust/gatedemo_main.rs"
 [ -s "$out/Kbuild" ] || die "no Kbuild block found in $guide"
 [ -s "$out/rust/gatedemo_main.rs" ] || die "no gatedemo block found in $guide"
 cp -- "$SAFEDETACH_TOP"/rust/{gate,variant}.rs "$out/rust/"
-for f in barrier chrdev completion diag ffi percpu wait; do
+for f in barrier chrdev completion diag ffi percpu static_key wait; do
 	cp -- "$SAFEDETACH_TOP/rust/abstractions/$f.rs" "$out/rust/abstractions/"
 done
 cp -- "$SAFEDETACH_TOP"/rust/abstractions/helpers.h "$out/rust/abstractions/"
