@@ -259,12 +259,15 @@ sys.exit(bad != 0)
 	unload
 }
 
-# storm SECONDS SEED: detach and attach random units of 0..7 for SECONDS;
+# storm SECONDS SEED: detach and attach random units of 0..7 for SECONDS,
+# and on until at least one detach and one attach succeeded (at most 300 s
+# more: an oversubscribed TCG guest may be slow, which is no failure);
 # print how many of each succeeded.
 storm() {
 	local end=$((SECONDS + $1)) i r att=0 det=0
+	local last=$((end + 300))
 	RANDOM=$2
-	while [ $SECONDS -lt $end ]; do
+	while [ $SECONDS -lt $end ] || { [ $((det * att)) = 0 ] && [ $SECONDS -lt $last ]; }; do
 		i=$((RANDOM % 8))
 		if [ $((RANDOM % 2)) = 0 ]; then
 			r=$(ctl detach $i)
