@@ -22,7 +22,8 @@
 #
 # Phases:
 #   micro   insmod sdbench.ko: every primitive, 1 thread and all CPUs
-#           (the gate is rust/gate.rs itself, see bench/sdbench_gate.rs)
+#           (the gate is rust/gate.rs itself, see bench/sdbench_gate.rs);
+#           then its load_test build, the gate alone ("gate_load_test")
 #   rw      safedetach.ko with and without the gate: write+read pairs
 #   unload  unload safedetach (bench/sdunload: delete_module(), timed)
 #           under 0, 1, 8, 64 busy clients (tests/sdtool stress), with the
@@ -130,6 +131,21 @@ grep -q '^sdbench: done$' "$work/micro.log" || {
 }
 sed -n "s/^sdbench: result /micro vcpus=$vcpus /p" "$work/micro.log" >>"$raw"
 sed -n "s/^sdbench: check /# micro check ($vcpus vCPUs): /p" "$work/micro.log" >>"$raw"
+sed -n "s/^sdbench: gate check=/# micro gate ($vcpus vCPUs): check=/p" "$work/micro.log" >>"$raw"
+# The same gate built with SAFEDETACH_VARIANT=load_test (a load and a test
+# of `closing` after each increment, as before the static key), right after
+# the others in the same guest: its rows are "gate_load_test".
+say "micro: insmod the load_test build of sdbench.ko only=gate"
+mark=$(klog_mark)
+insmod $B/micro-lt/bench/sdbench.ko runs="$micro_runs" duration_ms="$micro_ms" only=gate
+rmmod sdbench
+klog_since "$mark" >"$work/micro-lt.log"
+grep -q '^sdbench: gate check=load-and-test$' "$work/micro-lt.log" && grep -q '^sdbench: done$' "$work/micro-lt.log" || {
+	cat "$work/micro-lt.log" >&2
+	echo "bench-guest: the load_test build of sdbench did not finish, or is not the load_test build" >&2
+	exit 1
+}
+sed -n "s/^sdbench: result prim=gate /micro vcpus=$vcpus prim=gate_load_test /p" "$work/micro-lt.log" >>"$raw"
 say "micro: $(grep -c '^micro ' "$raw") samples"
 fi
 
