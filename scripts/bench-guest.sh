@@ -247,9 +247,11 @@ for run in $(seq "$unplug_runs"); do
 	sdunplug:*) ;;
 	*) echo "bench-guest: sdunplug failed: $line" >&2; exit 1 ;;
 	esac
-	kus=$(klog_since "$mark" | sed -n 's/.*safedetach0: detached in \([0-9]*\) us.*/\1/p' | head -n1)
-	[ -n "$kus" ] || { echo "bench-guest: no 'detached in' line in the kernel log" >&2; exit 1; }
-	record "unplug run=$run ${line#sdunplug: } kernel_us=$kus"
+	# "detached in N us (lock N us, close N us, unpublish N us, wake N us)"
+	steps=$(klog_since "$mark" | sed -n 's/.*safedetach0: detached in \([0-9]*\) us (lock \([0-9]*\) us, close \([0-9]*\) us, unpublish \([0-9]*\) us, wake \([0-9]*\) us).*/kernel_us=\1 lock_us=\2 close_us=\3 unpublish_us=\4 wake_us=\5/p' | head -n1)
+	[ -n "$steps" ] || { echo "bench-guest: no 'detached in' line in the kernel log" >&2; exit 1; }
+	kus=${steps#kernel_us=}; kus=${kus%% *}
+	record "unplug run=$run ${line#sdunplug: } $steps"
 	rmmod safedetach
 	say "unplug: run $run of $unplug_runs: $(echo "$line" | grep -o 'detach_us=[0-9]*'), in the kernel $kus us," \
 		"others $(echo "$line" | sed 's/.*before=\([0-9]*\) during=\([0-9]*\) after=\([0-9]*\).*/\1 -> \2 -> \3/') pairs/s"

@@ -178,6 +178,9 @@ def unplug_stats(unplug):
     for r in unplug:
         out["detach"].append(int(r["detach_us"]) / 1000)
         out["kernel"].append(int(r["kernel_us"]) / 1000)
+        for f in ("lock", "close", "unpublish", "wake"):
+            if f + "_us" in r:  # results from before the steps were logged lack them
+                out[f].append(int(r[f + "_us"]) / 1000)
         out["closed"].append(int(r["closed_us"]) / 1000)
         out["during_ms"].append(float(r["during_ms"]))
         for f in ("before", "during", "after"):
@@ -425,6 +428,13 @@ def tables(comments, static, micro, native, rw, unload, units, unplug):
         rows = [
             ["detach write(2), from the call to its return, ms", mmm(d["detach"])],
             ["the same in the kernel ('detached in N us'), ms", mmm(d["kernel"])],
+        ]
+        rows += [[f"  of which {what}, ms", mmm(d[f])] for f, what in (
+            ("lock", "waiting for the table's lock"),
+            ("close", "close (closing, static key, mb_on_each_cpu)"),
+            ("unpublish", "unpublish (device node, sysfs, cdev)"),
+            ("wake", "wake (sleepers, pollers)")) if f in d]
+        rows += [
             ["from the write to the exit of the last client of the unit, ms", mmm(d["closed"])],
             [f"other units, pairs/s: before (1 s)", mmm(d["before"])],
             ["other units, pairs/s: during (from the write to the last exit, >= 50 ms)",
