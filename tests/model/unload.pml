@@ -62,12 +62,9 @@
 #define NR_OPS		2
 #endif
 
-/* Store buffer entries; each reader has a FIFO of SB_DEPTH of them. */
-#define SB_NONE		0
+/* The counter a this_cpu_inc() increments. */
 #define SB_ENTERED	1
 #define SB_EXITED	2
-#define SB_DEPTH	2
-#define SB(r, n)	((r) * SB_DEPTH + (n))
 
 #define BIT(r)		(1 << (r))
 
@@ -96,13 +93,16 @@ byte cdev_refs;			/* cdev references held by files */
 #endif
 
 /*
- * Readers' store buffers, SB(r, 0) the oldest entry: reader r's pending
- * counter increments, in program order, each with the CPU it was made on.
- * A task's stores stay in its buffer when it migrates: real context
- * switches flush them, so this only allows more behaviours.
+ * Readers' store buffers. A reader has at most one pending increment of
+ * each counter: every use of the module ends in a full barrier (the
+ * voluntary context switch), and within a use the entrance is made before
+ * the exit. So a buffer is two slots, in program order, each 0 (empty) or
+ * the CPU the increment was made on, plus one. A task's stores stay in its
+ * buffer when it migrates: real context switches flush them, so this only
+ * allows more behaviours.
  */
-byte sb_ctr[NR_READERS * SB_DEPTH];
-byte sb_cpu[NR_READERS * SB_DEPTH];
+byte sb_entered[NR_READERS];
+byte sb_exited[NR_READERS];
 
 /* The drainer's store buffer: a pending "done = 0" of reinit_completion(). */
 bool sb_reinit;
@@ -115,44 +115,50 @@ bool sb_reinit;
 byte in_text;
 byte holdout;
 
-/* Reader r's oldest pending store reaches memory. */
-inline sb_commit_oldest(r)
+/* Reader r's pending entrance (exit) reaches memory. */
+inline sb_commit_entered(r)
 {
-	if
-	:: sb_ctr[SB(r, 0)] == SB_ENTERED ->
-		entered[sb_cpu[SB(r, 0)]]++
-	:: else ->
-		exited[sb_cpu[SB(r, 0)]]++
-	fi;
-	sb_ctr[SB(r, 0)] = sb_ctr[SB(r, 1)];
-	sb_cpu[SB(r, 0)] = sb_cpu[SB(r, 1)];
-	sb_ctr[SB(r, 1)] = SB_NONE;
-	sb_cpu[SB(r, 1)] = 0
+	entered[sb_entered[r] - 1]++;
+	sb_entered[r] = 0
 }
+
+inline sb_commit_exited(r)
+{
+	exited[sb_exited[r] - 1]++;
+	sb_exited[r] = 0
+}
+
+/*
+ * Which of reader r's pending stores may reach memory now: x86-TSO drains
+ * a store buffer in order, oldest first.
+ */
+#define SB_EXITED_MAY_COMMIT(r)	(sb_entered[r] == 0)
 
 /* A full barrier on reader r's CPU: its whole store buffer drains. */
 inline sb_flush(r)
 {
-	do
-	:: sb_ctr[SB(r, 0)] != SB_NONE ->
-		sb_commit_oldest(r)
-	:: else ->
-		break
-	od
+	if
+	:: sb_entered[r] != 0 ->
+		sb_commit_entered(r)
+	:: else
+	fi;
+	if
+	:: sb_exited[r] != 0 ->
+		sb_commit_exited(r)
+	:: else
+	fi
 }
 
 /* Queue a counter increment behind the reader's earlier stores. */
 inline sb_store(r, ctr, c)
 {
 	if
-	:: sb_ctr[SB(r, 0)] == SB_NONE ->
-		sb_ctr[SB(r, 0)] = ctr;
-		sb_cpu[SB(r, 0)] = c
+	:: ctr == SB_ENTERED ->
+		assert(sb_entered[r] == 0);
+		sb_entered[r] = c + 1
 	:: else ->
-		/* Two at most: each use ends in a barrier (schedule()). */
-		assert(sb_ctr[SB(r, 1)] == SB_NONE);
-		sb_ctr[SB(r, 1)] = ctr;
-		sb_cpu[SB(r, 1)] = c
+		assert(sb_exited[r] == 0);
+		sb_exited[r] = c + 1
 	fi
 }
 
@@ -387,6 +393,17 @@ gone:
 	skip
 }
 
+/* The choices of the store_buffers process for reader r. */
+#define SB_COMMIT(r)							\
+	:: d_step {							\
+		sb_entered[r] != 0 ->					\
+		sb_commit_entered(r)					\
+	   }								\
+	:: d_step {							\
+		sb_exited[r] != 0 && SB_EXITED_MAY_COMMIT(r) ->		\
+		sb_commit_exited(r)					\
+	   }
+
 /*
  * The store buffers drain on their own, in order, at any time. The
  * drainer's holds at most the "done = 0" of reinit_completion() (only in
@@ -396,21 +413,12 @@ active proctype store_buffers()
 {
 end:
 	do
-	:: d_step {
-		sb_ctr[SB(0, 0)] != SB_NONE ->
-		sb_commit_oldest(0)
-	   }
+	SB_COMMIT(0)
 #if NR_READERS > 1
-	:: d_step {
-		sb_ctr[SB(1, 0)] != SB_NONE ->
-		sb_commit_oldest(1)
-	   }
+	SB_COMMIT(1)
 #endif
 #if NR_READERS > 2
-	:: d_step {
-		sb_ctr[SB(2, 0)] != SB_NONE ->
-		sb_commit_oldest(2)
-	   }
+	SB_COMMIT(2)
 #endif
 #if NR_READERS > 3
 #error "add store buffer entries for more readers"
