@@ -24,6 +24,11 @@ APT_PACKAGES=(
 	qemu-system-x86 busybox-static python3-venv
 	stress-ng spin gcc libc6-dev binutils liburing-dev
 )
+# arm64: the guest's QEMU, the tool that unpacks the guest's Debian root,
+# and the cross compiler for tests/sdtool.
+if [ "$SAFEDETACH_ARCH" = arm64 ]; then
+	APT_PACKAGES+=(qemu-system-arm mmdebstrap gcc-aarch64-linux-gnu)
+fi
 
 install_packages() {
 	local missing=() p
@@ -114,7 +119,7 @@ setup_kernel() {
 	configure_kernel "$kdir" "${KERNEL_FRAGMENTS[@]}"
 	build_kernel "$kdir"
 	touch "$top/.built"
-	step "kernel: built $kdir/arch/x86/boot/bzImage"
+	step "kernel: built $(kernel_image)"
 }
 
 main() {
