@@ -88,6 +88,15 @@ kernel_key() {
 # kernel_dir: where the kernel for the current inputs is (or will be) built.
 kernel_dir() { echo "$SAFEDETACH_CACHE/kernel-$(kernel_key)/linux"; }
 
+# rootfs_dir: the root file system of the guest for architectures other than
+# the host's (x86_64 guests use the host's own), made by setup.sh.
+rootfs_dir() {
+	local key
+	key=$(sed -n '/^# BEGIN rootfs recipe/,/^# END rootfs recipe/p' \
+		"$SAFEDETACH_TOP/scripts/setup.sh" | sha256sum | cut -c1-16)
+	echo "$SAFEDETACH_CACHE/rootfs-$SAFEDETACH_ARCH-$key"
+}
+
 # kernel_image: the image QEMU boots, in the kernel directory.
 kernel_image() {
 	case $SAFEDETACH_ARCH in
