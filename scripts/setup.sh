@@ -124,7 +124,9 @@ ROOTFS_PACKAGES=(
 # would run their arm64 maintainer scripts, which needs qemu-user and
 # binfmt_misc on the host. What those scripts would have set up and the
 # tests need is done here instead: the users and groups of base-passwd, and
-# the `awk` that update-alternatives would have linked to mawk.
+# the `awk` that update-alternatives would have linked to mawk. virtme-ng's
+# guest init brings up `lo` with `ip` and ends the run with `poweroff -f`
+# (without it, init exits and the kernel panics): busybox's applets.
 make_rootfs() {
 	local dir=$1
 	mmdebstrap --quiet --variant=extract --architectures=arm64 \
@@ -133,6 +135,8 @@ make_rootfs() {
 	cp "$dir/usr/share/base-passwd/passwd.master" "$dir/etc/passwd"
 	cp "$dir/usr/share/base-passwd/group.master" "$dir/etc/group"
 	ln -sfn mawk "$dir/usr/bin/awk"
+	ln -sfn /bin/busybox "$dir/sbin/poweroff"
+	ln -sfn /bin/busybox "$dir/sbin/ip"
 }
 # END rootfs recipe
 

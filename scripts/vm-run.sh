@@ -122,7 +122,7 @@ while [ $# -gt 0 ]; do
 	append) append+=("$val") ;;
 	rwdir)
 		[ -d "$val" ] || fail "--rwdir: $val is not a directory"
-		rwdirs+=(--rwdir "$(cd -- "$val" && pwd)") ;;
+		rwdirs+=("$(cd -- "$val" && pwd)") ;;
 	esac
 done
 [ $# -gt 0 ] || { usage >&2; fail "no command given"; }
@@ -160,10 +160,8 @@ arm64)
 		step "vm: --kvm ignored: an arm64 guest is emulated on this host (TCG)"
 		want_kvm=0
 	fi
-	guest=(--arch arm64 --root "$rootfs"
-	       --rodir "$SAFEDETACH_TOP" --rodir "$kdir")
+	guest=(--arch arm64 --root "$rootfs")
 	for dir in "${rwdirs[@]}"; do
-		[ "$dir" != --rwdir ] || continue
 		case $dir/ in
 		"$SAFEDETACH_TOP"/*|"$kdir"/*)
 			fail "--rwdir $dir: on arm64 it must not be inside $SAFEDETACH_TOP or $kdir (they are mounted read-only over it)" ;;
@@ -248,7 +246,6 @@ kargs="root=/dev/root oops=panic kasan_multi_shot${arch_kargs:+ ${arch_kargs[*]}
 if [ "$SAFEDETACH_ARCH" = arm64 ]; then
 	guest+=("--qemu-opts=-cpu max -accel tcg,thread=multi")
 	for dir in "$SAFEDETACH_TOP" "$kdir" "$rundir" "${rwdirs[@]}"; do
-		[ "$dir" != --rwdir ] || continue
 		missing=()
 		sub=$rootfs$dir
 		while [ ! -d "$sub" ]; do
@@ -277,10 +274,23 @@ mkfifo "$rundir/console"
 sed -u 's/\r$//' "$rundir/console" >>"$log" &
 cat_pid=$!
 
+# The directories the guest writes, and on arm64 (GUEST=HOST: at the host
+# path in the guest) the ones it reads.
+mounts=()
+for dir in "$rundir" "${rwdirs[@]}"; do
+	case $SAFEDETACH_ARCH in
+	x86_64) mounts+=(--rwdir "$dir") ;;
+	arm64) mounts+=(--rwdir "$dir=$dir") ;;
+	esac
+done
+if [ "$SAFEDETACH_ARCH" = arm64 ]; then
+	mounts+=(--rodir "$SAFEDETACH_TOP=$SAFEDETACH_TOP" --rodir "$kdir=$kdir")
+fi
+
 step "vm: booting $kernel ($SAFEDETACH_ARCH, $accel_name, $cpus vCPUs, $memory)"
 start=$SECONDS
 setsid vng --run "$kernel" "${accel[@]}" --cpus "$cpus" --memory "$memory" \
-	--force-9p --verbose --rwdir "$rundir" "${rwdirs[@]}" --append "$kargs" "${guest[@]}" \
+	--force-9p --verbose "${mounts[@]}" --append "$kargs" "${guest[@]}" \
 	-- bash "$rundir/guest.sh" </dev/null >"$rundir/console" 2>&1 &
 vng_pid=$!
 
