@@ -26,7 +26,8 @@
 # add: every counter update is a call to safedetach_this_cpu_inc(), the C
 # wrapper of this_cpu_inc() (rust/abstractions/helpers.c), which disables
 # preemption, adds TPIDR_EL1 (this CPU's offset) to the cookie and adds one
-# with an LL/SC loop or an LSE `stadd` (arch/arm64/include/asm/percpu.h).
+# with an LL/SC loop, which CONFIG_ARM64_USE_LSE_ATOMICS has patched at boot
+# into one LSE `ldadd` where the CPU has it (arch/arm64/include/asm/percpu.h).
 # The first case checks the wrapper for those and for the absence of any
 # fence. The second checks what design.rst claims of every call site in
 # the entry points (rust/fops.rs) and in FilePass's drop (`release`): from
@@ -222,7 +223,7 @@ have = lambda pat: any(re.search(pat, t) for t in helper)
 missing = [what for what, pat in (
     ("the preempt count (SP_EL0)", r"SP_EL0"),
     ("the per-CPU offset (TPIDR_EL1)", r"TPIDR_EL1"),
-    ("an LL/SC or LSE add", r"^(ldxr|stadd)"),
+    ("an LL/SC or LSE add", r"^(ldxr|ldadd|stadd)"),
 ) if not have(pat)]
 if have(r"^(dmb|dsb|isb|ldar|stlr)"):
     missing.append("no fence")
