@@ -8,8 +8,8 @@
 #                     unloading under load in a VM
 #   make check        set everything up, then run the test suite in a VM
 #                     (VM_CPUS=N: the guest's vCPUs, default 2; TESTS="a.sh
-#                     b.sh": only those scripts of tests/; ARCH=arm64: the
-#                     arm64 kernel and guest)
+#                     b.sh": only those scripts of tests/, no host checks;
+#                     ARCH=arm64: the arm64 kernel and guest)
 #   make check-teeth  prove the tests catch deliberately broken builds
 #   make bench        benchmarks in a VM (a kernel without KASAN/lockdep);
 #                     BENCH_CPUS="1 2 4 8": the vCPU counts of the sweep

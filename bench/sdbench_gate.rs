@@ -36,10 +36,11 @@ mod variant;
 use abstractions::percpu::PerCpuCounter;
 use gate::Gate;
 use kernel::{
-    ffi::{c_ulong, c_void},
+    c_str,
+    ffi::{c_char, c_ulong, c_void},
     fmt,
     prelude::*,
-    str::CString,
+    str::{CStr, CString},
 };
 
 /// The prefix of `pr_*!` messages, which `module!` defines in a module's
@@ -62,6 +63,22 @@ macro_rules! unroll8 {
 
 /// What the benchmark enters: a gate around nothing.
 type BenchGate = Gate<()>;
+
+/// How the gate's passes check for a closing gate in this build, as a C
+/// string for the benchmark's log: the static branch, the static key's
+/// `atomic_t` (no jump labels), or the `load_test` build's load and test of
+/// `closing`.
+#[no_mangle]
+pub extern "C" fn sdbench_gate_check() -> *const c_char {
+    let check: &'static CStr = if variant::LOAD_TEST {
+        c_str!("load-and-test")
+    } else if cfg!(all(target_arch = "x86_64", CONFIG_JUMP_LABEL)) {
+        c_str!("static-branch")
+    } else {
+        c_str!("atomic-key")
+    };
+    check.as_char_ptr()
+}
 
 /// Allocates an open gate, as a unit's; null if out of memory.
 ///

@@ -55,6 +55,10 @@ static unsigned int duration_ms = 100;
 module_param(duration_ms, uint, 0444);
 MODULE_PARM_DESC(duration_ms, "length of each measurement in ms (1..10000, default 100)");
 
+static char *only;
+module_param(only, charp, 0444);
+MODULE_PARM_DESC(only, "measure this primitive only (default: all of them)");
+
 /*
  * The gate
  * ========
@@ -64,6 +68,7 @@ MODULE_PARM_DESC(duration_ms, "length of each measurement in ms (1..10000, defau
  * measured loops. Each takes an opaque pointer and runs `iterations` times
  * 8 pairs (see DEFINE_LOOP below).
  */
+const char *sdbench_gate_check(void);
 const void *sdbench_gate_new(void);
 void sdbench_gate_free(const void *gate);
 void sdbench_gate_loop(const void *gate, unsigned long iterations);
@@ -326,12 +331,24 @@ out:
 	return err;
 }
 
+/* Is prims[p] measured in this run (the `only` parameter)? */
+static bool selected(int p)
+{
+	return !only || !strcmp(only, prims[p].name);
+}
+
 static int __init sdbench_init(void)
 {
 	int run, p, mode, i, cpu, err = 0;
 
 	if (runs < 1 || runs > 50 || duration_ms < 1 || duration_ms > 10000) {
 		pr_err("runs must be 1..50 and duration_ms 1..10000\n");
+		return -EINVAL;
+	}
+	for (p = 0; p < ARRAY_SIZE(prims) && !selected(p); p++)
+		;
+	if (p == ARRAY_SIZE(prims)) {
+		pr_err("only=%s: no such primitive\n", only);
 		return -EINVAL;
 	}
 	cpus_read_lock();
@@ -366,9 +383,10 @@ static int __init sdbench_init(void)
 	pr_info("start: %zu primitives, %u runs of %u ms, 1 and %d threads, CPUs %*pbl\n",
 		ARRAY_SIZE(prims), runs, duration_ms, nr_threads_all,
 		cpumask_pr_args(cpu_online_mask));
+	pr_info("gate check=%s\n", sdbench_gate_check());
 	for (run = 0; run < runs && !err; run++) {
 		for (p = 0; p < ARRAY_SIZE(prims) && !err; p++)
-			for (mode = 0; mode < 2 && !err; mode++)
+			for (mode = 0; mode < 2 && !err && selected(p); mode++)
 				err = measure(run, p, mode);
 		pr_info("run %d of %u measured\n", run + 1, runs);
 	}
@@ -376,7 +394,7 @@ static int __init sdbench_init(void)
 	if (!err) {
 		for (run = 0; run < runs; run++)
 			for (p = 0; p < ARRAY_SIZE(prims); p++)
-				for (mode = 0; mode < 2; mode++)
+				for (mode = 0; mode < 2 && selected(p); mode++)
 					for (i = 0; i < (mode ? nr_threads_all : 1); i++)
 						pr_info("result prim=%s threads=%d run=%d cpu=%d pairs=%llu ns=%llu\n",
 							prims[p].name,

@@ -47,9 +47,11 @@
 //!    store may be passed by a later load).
 //! 2. *Drain.* The unloader sums `exited` first, runs a full barrier, then
 //!    sums `entered`. An exit is counted only after its entrance (program
-//!    order on the task, plus the barrier), so any exit the first sum saw
-//!    has its entrance in the second: `entered >= exited`, and if they are
-//!    equal there was a moment when nobody was inside. Summing in the other
+//!    order on the task, plus the barrier; on weakly ordered CPUs also the
+//!    full barrier before every exit's increment, in [`Gate::exit`] and in
+//!    [`Gate::back_out`]), so any exit the first sum saw has its entrance
+//!    in the second: `entered >= exited`, and if they are equal there was
+//!    a moment when nobody was inside. Summing in the other
 //!    order could count an exit whose entrance it missed and report a
 //!    balance while a task is still inside. This is the argument of SRCU's
 //!    `srcu_readers_active_idx_check()` (kernel/rcu/srcutree.c). No new
@@ -295,6 +297,14 @@ impl<T> Gate<T> {
     #[cold]
     #[inline(never)]
     fn back_out(&self) {
+        // Weakly ordered CPUs may make this exit visible before the
+        // entrance it undoes: the branch on `closing` orders that load
+        // before the increment, but nothing orders the two increments. A
+        // drain could then count the exit without its entrance and balance
+        // while another pass is inside. Order them, as `exit` does (see
+        // "Drain"; the spin model's mutant `weak/no-backout-fence`).
+        #[cfg(not(target_arch = "x86_64"))]
+        core::sync::atomic::fence(Ordering::SeqCst);
         self.exited.inc();
         self.wake_drainer();
     }

@@ -227,20 +227,36 @@ impl Slot {
     }
 
     /// Steps 1 to 3 of the protocol for this unit: close, unpublish, wake.
-    /// Returns the unit, unreachable but maybe not yet drained.
-    fn unplug(mut self) -> Pin<KBox<Unit>> {
+    /// Returns the unit, unreachable but maybe not yet drained, and how
+    /// long each step took.
+    fn unplug(mut self) -> (Pin<KBox<Unit>>, UnplugTimes) {
+        let start = diag::ktime_ns();
         // 1. Close the gate: from now on every operation fails with ENODEV.
         self.unit.as_ref().gate().close();
+        let closed = diag::ktime_ns();
         // 2. Unpublish: the /dev node and the sysfs directory go (their
         //    callbacks in progress return first), the device number is
         //    unmapped, and only the cdev keeps the anchor.
         self.node = None;
         self.cdev = None;
         self.unit.anchor().release();
+        let unpublished = diag::ktime_ns();
         // 3. Wake every sleeper and poller.
         self.unit.as_ref().wake();
-        self.unit
+        let times = UnplugTimes {
+            close_ns: closed - start,
+            unpublish_ns: unpublished - closed,
+            wake_ns: diag::ktime_ns() - unpublished,
+        };
+        (self.unit, times)
     }
+}
+
+/// How long each step of [`Slot::unplug`] took, for a detach's log line.
+struct UnplugTimes {
+    close_ns: i64,
+    unpublish_ns: i64,
+    wake_ns: i64,
 }
 
 /// The live units, by index.
@@ -256,7 +272,7 @@ impl Drop for Table {
         // still go through the whole protocol, here and now.
         for slot in self.live.iter_mut() {
             if let Some(slot) = slot.take() {
-                slot.unplug().retire();
+                slot.unplug().0.retire();
             }
         }
     }
@@ -351,6 +367,7 @@ impl Registry {
     pub(crate) fn detach(&self, index: u32) -> Result {
         let start = diag::ktime_ns();
         let mut table = self.table.lock();
+        let locked = diag::ktime_ns();
         let slot = table
             .live
             .get_mut(index as usize)
@@ -359,21 +376,27 @@ impl Registry {
             .ok_or(ENOENT)?;
         // Unplugged under `table`: an attach of the same index waits until
         // the old node is gone, and then finds the unit draining.
-        self.retire(slot);
+        let times = self.retire(slot);
         drop(table);
         pr_info!(
-            "safedetach{}: detached in {} us\n",
+            "safedetach{}: detached in {} us (lock {} us, close {} us, unpublish {} us, wake {} us)\n",
             index,
-            (diag::ktime_ns() - start) / 1000
+            (diag::ktime_ns() - start) / 1000,
+            (locked - start) / 1000,
+            times.close_ns / 1000,
+            times.unpublish_ns / 1000,
+            times.wake_ns / 1000
         );
         Ok(())
     }
 
-    /// Unplugs a slot and queues the drain of its unit.
-    fn retire(&self, slot: Slot) {
-        let unit = slot.unplug();
+    /// Unplugs a slot and queues the drain of its unit; returns how long
+    /// the unplug's steps took.
+    fn retire(&self, slot: Slot) -> UnplugTimes {
+        let (unit, times) = slot.unplug();
         self.drains.start(unit.as_ref());
         workqueue::system_long().enqueue(unit);
+        times
     }
 
     /// The module's unload: detaches every live unit, waits until every

@@ -22,7 +22,8 @@
 #
 # Phases:
 #   micro   insmod sdbench.ko: every primitive, 1 thread and all CPUs
-#           (the gate is rust/gate.rs itself, see bench/sdbench_gate.rs)
+#           (the gate is rust/gate.rs itself, see bench/sdbench_gate.rs);
+#           then its load_test build, the gate alone ("gate_load_test")
 #   rw      safedetach.ko with and without the gate: write+read pairs
 #   unload  unload safedetach (bench/sdunload: delete_module(), timed)
 #           under 0, 1, 8, 64 busy clients (tests/sdtool stress), with the
@@ -130,6 +131,21 @@ grep -q '^sdbench: done$' "$work/micro.log" || {
 }
 sed -n "s/^sdbench: result /micro vcpus=$vcpus /p" "$work/micro.log" >>"$raw"
 sed -n "s/^sdbench: check /# micro check ($vcpus vCPUs): /p" "$work/micro.log" >>"$raw"
+sed -n "s/^sdbench: gate check=/# micro gate ($vcpus vCPUs): check=/p" "$work/micro.log" >>"$raw"
+# The same gate built with SAFEDETACH_VARIANT=load_test (a load and a test
+# of `closing` after each increment, as before the static key), right after
+# the others in the same guest: its rows are "gate_load_test".
+say "micro: insmod the load_test build of sdbench.ko only=gate"
+mark=$(klog_mark)
+insmod $B/micro-lt/bench/sdbench.ko runs="$micro_runs" duration_ms="$micro_ms" only=gate
+rmmod sdbench
+klog_since "$mark" >"$work/micro-lt.log"
+grep -q '^sdbench: gate check=load-and-test$' "$work/micro-lt.log" && grep -q '^sdbench: done$' "$work/micro-lt.log" || {
+	cat "$work/micro-lt.log" >&2
+	echo "bench-guest: the load_test build of sdbench did not finish, or is not the load_test build" >&2
+	exit 1
+}
+sed -n "s/^sdbench: result prim=gate /micro vcpus=$vcpus prim=gate_load_test /p" "$work/micro-lt.log" >>"$raw"
 say "micro: $(grep -c '^micro ' "$raw") samples"
 fi
 
@@ -231,9 +247,11 @@ for run in $(seq "$unplug_runs"); do
 	sdunplug:*) ;;
 	*) echo "bench-guest: sdunplug failed: $line" >&2; exit 1 ;;
 	esac
-	kus=$(klog_since "$mark" | sed -n 's/.*safedetach0: detached in \([0-9]*\) us.*/\1/p' | head -n1)
-	[ -n "$kus" ] || { echo "bench-guest: no 'detached in' line in the kernel log" >&2; exit 1; }
-	record "unplug run=$run ${line#sdunplug: } kernel_us=$kus"
+	# "detached in N us (lock N us, close N us, unpublish N us, wake N us)"
+	steps=$(klog_since "$mark" | sed -n 's/.*safedetach0: detached in \([0-9]*\) us (lock \([0-9]*\) us, close \([0-9]*\) us, unpublish \([0-9]*\) us, wake \([0-9]*\) us).*/kernel_us=\1 lock_us=\2 close_us=\3 unpublish_us=\4 wake_us=\5/p' | head -n1)
+	[ -n "$steps" ] || { echo "bench-guest: no 'detached in' line in the kernel log" >&2; exit 1; }
+	kus=${steps#kernel_us=}; kus=${kus%% *}
+	record "unplug run=$run ${line#sdunplug: } $steps"
 	rmmod safedetach
 	say "unplug: run $run of $unplug_runs: $(echo "$line" | grep -o 'detach_us=[0-9]*'), in the kernel $kus us," \
 		"others $(echo "$line" | sed 's/.*before=\([0-9]*\) during=\([0-9]*\) after=\([0-9]*\).*/\1 -> \2 -> \3/') pairs/s"

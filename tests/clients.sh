@@ -53,7 +53,7 @@ test_dd_unload() {
 	load capacity=1024
 	bg_start wr dd if=/dev/zero of=${DEV}1 bs=100 conv=nocreat status=none
 	bg_start rd dd if=${DEV}1 of=/dev/null bs=100 status=none
-	wait_until 30 "data to flow through ${DEV}1" sh -c \
+	wait_until 120 "data to flow through ${DEV}1" sh -c \
 		"$SDTOOL stats ${DEV}1 | grep -Eq 'bytes_written=[1-9][0-9]* bytes_read=[1-9]'"
 	unload
 	! bg_wait wr 20 || fail "dd writer exited 0"
@@ -130,7 +130,7 @@ print('ok', ok, 'enodev', errors, flush=True)
 	for i in 0 1 2; do
 		wait_out py$i open 120
 	done
-	wait_until 30 "the clients to make calls" sh -c \
+	wait_until 120 "the clients to make calls" sh -c \
 		"$SDTOOL stats ${DEV}2 | grep -Eq 'bytes_read=[1-9]'"
 	unload
 	for i in 0 1 2; do

@@ -114,7 +114,7 @@ test_hotplug_during_drain() {
 		# shellcheck disable=SC2086
 		bg_start client$i "$SDTOOL" stress 600 $((i + 11)) --retry-ms 300 $devs
 	done
-	wait_until 30 "data to flow" sh -c "$SDTOOL stats ${DEV}0 | grep -Eq 'opens=([2-9]|[1-9][0-9]+)'"
+	wait_until 120 "data to flow" sh -c "$SDTOOL stats ${DEV}0 | grep -Eq 'opens=([2-9]|[1-9][0-9]+)'"
 	rmmod_bg
 	wait_until 30 "rmmod to wait for the holder" task_blocked "$(bg_pid rmmod)" "$NR_delete_module"
 	toggle_cpus 3

@@ -233,7 +233,7 @@ test_unload_under_io() {
 		bg_start cat$i sh -c "cat ${DEV}$i >/dev/null"
 		bg_start dd$i dd if=/dev/zero of=${DEV}$i bs=64 conv=nocreat status=none
 	done
-	wait_until 30 "data to flow through every unit" traffic_on 0 1 2 3
+	wait_until 120 "data to flow through every unit" traffic_on 0 1 2 3
 	unload
 	for i in 0 1 2 3; do
 		bg_wait cat$i 20 || true

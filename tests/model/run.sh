@@ -16,9 +16,13 @@
 #             (spin -DLIVENESS, pan -a -f).
 #
 # Two configurations: the gate alone (default), and the whole module_exit()
-# with cdev references (-DWITH_CDEV). The correct protocol must pass both
-# searches; each mutant must fail the search aimed at it, with the expected
-# kind of error. Output is KTAP.
+# with cdev references (-DWITH_CDEV). Two memory models: x86-TSO (default),
+# and weakly ordered, as arm64 (-DWEAK), which also checks the drain's own
+# guarantee (-DCHECK_DRAIN: when the sums balance, no access of a pass to
+# the unit's state is pending; also checked once under x86-TSO, where the
+# gate has no exit fence). The correct protocol must pass both searches;
+# each mutant must fail the search aimed at it, with the expected kind of
+# error. Output is KTAP.
 #
 # Environment:
 #   KTAP_HELPERS  the kernel's tools/testing/selftests/kselftest/ktap_helpers.sh
@@ -58,6 +62,11 @@ TESTS=(
 	"cdev/correct|-DWITH_CDEV|safety liveness|"
 	"cdev/no-tail-wait|-DWITH_CDEV -DMUTANT_NO_TAIL_WAIT|safety|assertion violated"
 	"cdev/no-cdev-wait|-DWITH_CDEV -DMUTANT_NO_CDEV_WAIT|safety|assertion violated"
+	"drain/correct|-DCHECK_DRAIN|safety|"
+	"weak/correct|-DWEAK|safety liveness|"
+	"weak/no-exit-fence|-DWEAK -DMUTANT_NO_EXIT_FENCE|safety|assertion violated  !(sb_unit[i])"
+	"weak/no-backout-fence|-DWEAK -DMUTANT_NO_BACKOUT_FENCE|safety|assertion violated"
+	"weak/no-close-barrier|-DWEAK -DMUTANT_NO_CLOSE_BARRIER|safety|assertion violated"
 )
 
 # KTAP output: the kernel's helpers if given, else the same lines from here.
@@ -201,12 +210,20 @@ for t in "${TESTS[@]}"; do
 		title="correct protocol passes"
 		;;
 	*)
-		title="mutant ${name#cdev/} is caught"
+		title="mutant ${name#*/} is caught"
 		;;
 	esac
-	if [[ $name == cdev/* ]]; then
+	case $name in
+	cdev/*)
 		title="$title with cdev references"
-	fi
+		;;
+	drain/*)
+		title="$title the drain check under x86-TSO, without an exit fence"
+		;;
+	weak/*)
+		title="$title under weak memory ordering"
+		;;
+	esac
 
 	passed=1
 	for search in $searches; do

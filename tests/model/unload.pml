@@ -11,6 +11,7 @@
  *    that CPU's counter, but its store goes through the CPU's store buffer
  *    (x86-TSO), so the drainer may see it late, after the reader's next
  *    load. Store buffers drain in order, on their own or at a barrier.
+ *    With -DWEAK they drain in any order (see below).
  *  - After each increment the reader executes the static branch: the code
  *    it runs is a NOP while the key is disabled, a jump to the load of
  *    closing once it is enabled. A reader reads "code", not closing: only
@@ -22,6 +23,27 @@
  *    full barrier on every CPU), unpublish, drain (sum exits, smp_mb(), sum entrances, compare,
  *    wait on the completion with a timeout), [wait for the cdev's
  *    release], the tail wait (synchronize_rcu_tasks()), free.
+ *
+ * Two memory models:
+ *
+ *  - default: x86-TSO, as above. x86_64 is the only architecture the
+ *    module is built and tested on.
+ *  - WEAK: weakly ordered, as arm64. A reader's stores become visible in
+ *    any order, its accesses to the unit's state may be performed after
+ *    its later stores (a load late, a store visible late), and only a
+ *    full barrier (smp_mb(), the close's IPI, a context switch, the
+ *    fence before complete()) orders them. The gate then has a full
+ *    barrier before the exit's increment and before the back-out's, and
+ *    the check after an increment is a load of the key's count, not a
+ *    patched branch (the static branch is built for x86_64 only). Loads
+ *    that may be performed early add nothing here (README.rst says why),
+ *    except the drainer's loads of one sum, which may go in any order.
+ *
+ * CHECK_DRAIN (implied by WEAK) models the pass's access to the unit's
+ * state as one that may still be pending, and asserts the drain's own
+ * guarantee: when the sums balance, no access of a pass is pending. With
+ * CHECK_DRAIN alone (x86-TSO) the access is a store in the in-order
+ * buffer, and the gate passes without an exit fence, as on x86_64.
  *
  * Two configurations:
  *
@@ -36,7 +58,8 @@
  *
  * Safety: nothing executes module code or touches gate memory once it has
  * been freed: assert(!freed) in every reader step from the call into the
- * module to the voluntary context switch that ends the call.
+ * module to the voluntary context switch that ends the call, and when a
+ * pending access is performed. With CHECK_DRAIN, the drain's guarantee.
  *
  * Liveness (-DLIVENESS): unloading finishes, under weak fairness, with the
  * completion's timeout left out: no wake-up of the drainer is lost.
@@ -50,6 +73,10 @@
  *   MUTANT_NO_CDEV_WAIT	(WITH_CDEV) no wait for the cdev's release
  *   MUTANT_NO_PATCH_SYNC	the key's NOPs are patched without the
  *				synchronisation of every CPU
+ *   MUTANT_NO_EXIT_FENCE	(WEAK) no full barrier before the exit's
+ *				increment
+ *   MUTANT_NO_BACKOUT_FENCE	(WEAK) no full barrier before the back-out's
+ *				increment
  */
 
 #ifndef NR_READERS
@@ -62,12 +89,14 @@
 #define NR_OPS		2
 #endif
 
-/* Store buffer entries; each reader has a FIFO of SB_DEPTH of them. */
-#define SB_NONE		0
+/* The weakly ordered model checks the drain's guarantee too. */
+#ifdef WEAK
+#define CHECK_DRAIN
+#endif
+
+/* The counter a this_cpu_inc() increments. */
 #define SB_ENTERED	1
 #define SB_EXITED	2
-#define SB_DEPTH	2
-#define SB(r, n)	((r) * SB_DEPTH + (n))
 
 #define BIT(r)		(1 << (r))
 
@@ -96,13 +125,24 @@ byte cdev_refs;			/* cdev references held by files */
 #endif
 
 /*
- * Readers' store buffers, SB(r, 0) the oldest entry: reader r's pending
- * counter increments, in program order, each with the CPU it was made on.
- * A task's stores stay in its buffer when it migrates: real context
- * switches flush them, so this only allows more behaviours.
+ * Readers' store buffers. A reader has at most one pending increment of
+ * each counter: every use of the module ends in a full barrier (the
+ * voluntary context switch), and within a use the entrance is made before
+ * the exit. So a buffer is two slots, in program order, each 0 (empty) or
+ * the CPU the increment was made on, plus one. A task's stores stay in its
+ * buffer when it migrates: real context switches flush them, so this only
+ * allows more behaviours.
  */
-byte sb_ctr[NR_READERS * SB_DEPTH];
-byte sb_cpu[NR_READERS * SB_DEPTH];
+byte sb_entered[NR_READERS];
+byte sb_exited[NR_READERS];
+#ifdef CHECK_DRAIN
+/*
+ * Between the two, an access to the unit's state that is not complete:
+ * under TSO a store in the buffer; under WEAK also a load not performed
+ * yet (nothing the reader does later depends on its value).
+ */
+bool sb_unit[NR_READERS];
+#endif
 
 /* The drainer's store buffer: a pending "done = 0" of reinit_completion(). */
 bool sb_reinit;
@@ -115,47 +155,6 @@ bool sb_reinit;
 byte in_text;
 byte holdout;
 
-/* Reader r's oldest pending store reaches memory. */
-inline sb_commit_oldest(r)
-{
-	if
-	:: sb_ctr[SB(r, 0)] == SB_ENTERED ->
-		entered[sb_cpu[SB(r, 0)]]++
-	:: else ->
-		exited[sb_cpu[SB(r, 0)]]++
-	fi;
-	sb_ctr[SB(r, 0)] = sb_ctr[SB(r, 1)];
-	sb_cpu[SB(r, 0)] = sb_cpu[SB(r, 1)];
-	sb_ctr[SB(r, 1)] = SB_NONE;
-	sb_cpu[SB(r, 1)] = 0
-}
-
-/* A full barrier on reader r's CPU: its whole store buffer drains. */
-inline sb_flush(r)
-{
-	do
-	:: sb_ctr[SB(r, 0)] != SB_NONE ->
-		sb_commit_oldest(r)
-	:: else ->
-		break
-	od
-}
-
-/* Queue a counter increment behind the reader's earlier stores. */
-inline sb_store(r, ctr, c)
-{
-	if
-	:: sb_ctr[SB(r, 0)] == SB_NONE ->
-		sb_ctr[SB(r, 0)] = ctr;
-		sb_cpu[SB(r, 0)] = c
-	:: else ->
-		/* Two at most: each use ends in a barrier (schedule()). */
-		assert(sb_ctr[SB(r, 1)] == SB_NONE);
-		sb_ctr[SB(r, 1)] = ctr;
-		sb_cpu[SB(r, 1)] = c
-	fi
-}
-
 /*
  * A reader executes module code or touches gate memory: after the free,
  * the use-after-free this protocol exists to prevent.
@@ -163,6 +162,106 @@ inline sb_store(r, ctr, c)
 inline module_code()
 {
 	assert(!freed)
+}
+
+/* Reader r's pending entrance (exit) reaches memory. */
+inline sb_commit_entered(r)
+{
+	entered[sb_entered[r] - 1]++;
+	sb_entered[r] = 0
+}
+
+inline sb_commit_exited(r)
+{
+	exited[sb_exited[r] - 1]++;
+	sb_exited[r] = 0
+}
+
+#ifdef CHECK_DRAIN
+/* Reader r's pending access to the unit's state is performed. */
+inline sb_commit_unit(r)
+{
+	module_code();
+	sb_unit[r] = false
+}
+#endif
+
+/*
+ * Which of reader r's pending stores may reach memory now. x86-TSO drains
+ * a store buffer in order, oldest first. A weakly ordered CPU makes its
+ * stores visible, and performs a load that nothing waits for, in any order
+ * until a barrier orders them (the buffer then holds at most one store to
+ * each location: no two of them need to stay in order for coherence).
+ */
+#if defined(WEAK)
+#define SB_UNIT_MAY_COMMIT(r)	true
+#define SB_EXITED_MAY_COMMIT(r)	true
+#elif defined(CHECK_DRAIN)
+#define SB_UNIT_MAY_COMMIT(r)	(sb_entered[r] == 0)
+#define SB_EXITED_MAY_COMMIT(r)	(sb_entered[r] == 0 && !sb_unit[r])
+#else
+#define SB_EXITED_MAY_COMMIT(r)	(sb_entered[r] == 0)
+#endif
+
+/* A full barrier on reader r's CPU: its whole store buffer drains. */
+inline sb_flush(r)
+{
+	if
+	:: sb_entered[r] != 0 ->
+		sb_commit_entered(r)
+	:: else
+	fi;
+#ifdef CHECK_DRAIN
+	if
+	:: sb_unit[r] ->
+		sb_commit_unit(r)
+	:: else
+	fi;
+#endif
+	if
+	:: sb_exited[r] != 0 ->
+		sb_commit_exited(r)
+	:: else
+	fi
+}
+
+/* Queue a counter increment behind the reader's earlier stores. */
+inline sb_store(r, ctr, c)
+{
+	if
+	:: ctr == SB_ENTERED ->
+		assert(sb_entered[r] == 0);
+		sb_entered[r] = c + 1
+	:: else ->
+		assert(sb_exited[r] == 0);
+		sb_exited[r] = c + 1
+	fi
+}
+
+/*
+ * An access to the unit's state (the FIFO) by a reader inside the gate.
+ * With CHECK_DRAIN it need not be complete at once: it is a store in the
+ * store buffer, or under WEAK also a load performed late, and it is checked
+ * again when it is performed.
+ */
+inline unit_access()
+{
+	atomic {
+		module_code();
+#ifdef CHECK_DRAIN
+		assert(!sb_unit[me]);
+		sb_unit[me] = true
+#endif
+	}
+}
+
+/* smp_mb() on the reader's CPU: every earlier access is complete. */
+inline smp_mb()
+{
+	atomic {
+		module_code();
+		sb_flush(me)
+	}
 }
 
 /*
@@ -212,7 +311,7 @@ inline static_branch()
 /*
  * complete(&gate->done): spin_lock_irqsave() is a locked instruction, a
  * full barrier on x86, so the exit counted just before is visible no later
- * than done is.
+ * than done is. Elsewhere Gate::wake_drainer has a full fence before it.
  */
 inline gate_complete()
 {
@@ -225,8 +324,9 @@ inline gate_complete()
 
 /*
  * A voluntary context switch (a sleep, or the return to user space):
- * __schedule() takes the runqueue lock, a full barrier, and the task is
- * quiescent for RCU Tasks, which stops waiting for it.
+ * __schedule() takes the runqueue lock, a full barrier on x86, and has
+ * smp_mb__after_spinlock() for the others; and the task is quiescent for
+ * RCU Tasks, which stops waiting for it.
  */
 inline voluntary_switch()
 {
@@ -312,6 +412,16 @@ active [NR_READERS] proctype reader()
 			 * here on this is the tail.
 			 */
 			seen = false;
+#if defined(WEAK) && !defined(MUTANT_NO_BACKOUT_FENCE)
+			/*
+			 * Gate::back_out's full barrier (not on x86_64):
+			 * the entrance is visible before the exit is.
+			 * Nothing else orders the two stores: the control
+			 * dependency from the load of closing orders that
+			 * load before the exit, not the entrance.
+			 */
+			smp_mb();
+#endif
 #ifndef MUTANT_NO_BACKOUT_EXIT
 			this_cpu_inc(SB_EXITED);
 #endif
@@ -321,7 +431,7 @@ active [NR_READERS] proctype reader()
 		fi;
 
 		/* Inside the gate: use the device state. */
-		module_code();
+		unit_access();
 
 		/*
 		 * A blocking read sleeps inside the gate (or an open file
@@ -333,13 +443,22 @@ active [NR_READERS] proctype reader()
 		if
 		:: voluntary_switch();
 			atomic {
-				module_code();
-				in_text = in_text | BIT(me)
+				in_text = in_text | BIT(me);
+				unit_access()
 			}
 		:: skip
 		fi;
 
 		/* gate_exit() (the end of the call, or release()) ... */
+#if defined(WEAK) && !defined(MUTANT_NO_EXIT_FENCE)
+		/*
+		 * Gate::exit's full barrier (not on x86_64): the pass's
+		 * accesses to the unit are complete before its exit is
+		 * visible. x86-TSO needs none: its store buffer is in order
+		 * and its loads are never performed after a later store.
+		 */
+		smp_mb();
+#endif
 		this_cpu_inc(SB_EXITED);
 
 		/* ... then, if the branch jumps and closing is set, wake the
@@ -387,30 +506,42 @@ gone:
 	skip
 }
 
+/* The choices of the store_buffers process for reader r. */
+#ifdef CHECK_DRAIN
+#define SB_COMMIT_UNIT(r)						\
+	:: d_step {							\
+		sb_unit[r] && SB_UNIT_MAY_COMMIT(r) ->			\
+		sb_commit_unit(r)					\
+	   }
+#else
+#define SB_COMMIT_UNIT(r)
+#endif
+#define SB_COMMIT(r)							\
+	:: d_step {							\
+		sb_entered[r] != 0 ->					\
+		sb_commit_entered(r)					\
+	   }								\
+	SB_COMMIT_UNIT(r)						\
+	:: d_step {							\
+		sb_exited[r] != 0 && SB_EXITED_MAY_COMMIT(r) ->		\
+		sb_commit_exited(r)					\
+	   }
+
 /*
- * The store buffers drain on their own, in order, at any time. The
- * drainer's holds at most the "done = 0" of reinit_completion() (only in
- * MUTANT_NO_REINIT_BARRIER, see below).
+ * The store buffers drain on their own at any time, in order (TSO) or in
+ * any order (WEAK). The drainer's holds at most the "done = 0" of
+ * reinit_completion() (only in MUTANT_NO_REINIT_BARRIER, see below).
  */
 active proctype store_buffers()
 {
 end:
 	do
-	:: d_step {
-		sb_ctr[SB(0, 0)] != SB_NONE ->
-		sb_commit_oldest(0)
-	   }
+	SB_COMMIT(0)
 #if NR_READERS > 1
-	:: d_step {
-		sb_ctr[SB(1, 0)] != SB_NONE ->
-		sb_commit_oldest(1)
-	   }
+	SB_COMMIT(1)
 #endif
 #if NR_READERS > 2
-	:: d_step {
-		sb_ctr[SB(2, 0)] != SB_NONE ->
-		sb_commit_oldest(2)
-	   }
+	SB_COMMIT(2)
 #endif
 #if NR_READERS > 3
 #error "add store buffer entries for more readers"
@@ -438,32 +569,52 @@ inline drainer_mb()
 
 /*
  * Sum exited[cpu] (entered[cpu]) over every possible CPU: one load of a
- * CPU's counter per step, and the readers run in between.
+ * CPU's counter per step, and the readers run in between. A weakly
+ * ordered CPU may perform the loads of one sum, which no barrier
+ * separates, in any order.
  */
+#ifndef WEAK
+#define SUM_COUNTERS(ctr, sum)						\
+	i = 0;								\
+	do								\
+	:: i < NR_CPUS ->						\
+		sum = sum + ctr[i];					\
+		i++							\
+	:: else ->							\
+		break							\
+	od;								\
+	i = 0
+#else
+#define ALL_CPUS	(BIT(NR_CPUS) - 1)
+#define SUM_COUNTERS(ctr, sum)						\
+	do								\
+	:: atomic {							\
+		cpus_read != ALL_CPUS ->				\
+		i = 0;							\
+		do							\
+		:: !(cpus_read & BIT(i)) ->				\
+			break						\
+		:: (cpus_read >> (i + 1)) != (ALL_CPUS >> (i + 1)) ->	\
+			i++						\
+		od;							\
+		sum = sum + ctr[i];					\
+		cpus_read = cpus_read | BIT(i);				\
+		i = 0							\
+	   }								\
+	:: else ->							\
+		break							\
+	od;								\
+	cpus_read = 0
+#endif
+
 inline sum_exits()
 {
-	i = 0;
-	do
-	:: i < NR_CPUS ->
-		sum_exited = sum_exited + exited[i];
-		i++
-	:: else ->
-		break
-	od;
-	i = 0
+	SUM_COUNTERS(exited, sum_exited)
 }
 
 inline sum_entrances()
 {
-	i = 0;
-	do
-	:: i < NR_CPUS ->
-		sum_entered = sum_entered + entered[i];
-		i++
-	:: else ->
-		break
-	od;
-	i = 0
+	SUM_COUNTERS(entered, sum_entered)
 }
 
 active proctype unloader()
@@ -471,6 +622,9 @@ active proctype unloader()
 	byte i;
 	byte sum_exited;
 	byte sum_entered;
+#ifdef WEAK
+	byte cpus_read;
+#endif
 
 	/*
 	 * 0. Another gate of the module may have closed before this one, at
@@ -478,11 +632,15 @@ active proctype unloader()
 	 * close will only count. The readers then test closing at every
 	 * pass, as the gate did before the static key (the load_test build).
 	 * The other close's barriers are left out: that allows more.
+	 * (Under WEAK the key is a count that the readers load, and an
+	 * earlier enable makes no difference that matters: see below.)
 	 */
+#ifndef WEAK
 	if
 	:: code = CODE_JMP
 	:: skip
 	fi;
+#endif
 
 	/*
 	 * 1. Close. The store of closing is visible at once: the barriers
@@ -502,7 +660,21 @@ active proctype unloader()
 	 * increment made before it is visible. The model makes the write one
 	 * step and the syncs one more. If the key was enabled already, this
 	 * only counts.
+	 *
+	 * Under WEAK: the gate's static branch is built by hand for x86_64
+	 * only. Elsewhere the check after an increment loads the key's
+	 * count (rust/abstractions/static_key.rs), and static_branch_inc() is
+	 * a store to it: nothing is patched and no CPU is interrupted, so
+	 * only the barrier below orders the readers' increments against it.
+	 * A reader that loads the key before the store, or closing before
+	 * closing's store, goes on as one that found the key disabled; the
+	 * model's readers load the key, then closing, but a weakly ordered
+	 * CPU may perform the two loads the other way round, and that too
+	 * only lets a reader go on whose loads came before the barrier.
 	 */
+#ifdef WEAK
+	code = CODE_JMP;
+#else
 	if
 	:: code == CODE_NOP ->
 		code = CODE_WRITTEN;
@@ -523,13 +695,15 @@ active proctype unloader()
 	:: else ->
 		skip
 	fi;
+#endif
 #ifndef MUTANT_NO_CLOSE_BARRIER
 	/*
 	 * on_each_cpu(smp_mb, NULL, 1): an IPI runs a full barrier on every
 	 * CPU, between two instructions of whatever runs there, and the call
-	 * returns when all have run. Every pending entrance reaches memory:
-	 * a reader that loaded closing == false is counted from now on, and
-	 * one that loads closing after this sees it set. (When this close
+	 * returns when all have run. Every pending entrance reaches memory
+	 * (every pending access is complete): a reader that loaded
+	 * closing == false is counted from now on, and one that loads
+	 * closing after this sees it set. (When this close
 	 * patched the code, the syncs did the same; when the key was enabled
 	 * already, nothing else does. In the model this barrier does not
 	 * synchronise instruction streams, so it cannot stand in for the
@@ -572,8 +746,10 @@ active proctype unloader()
 #ifndef MUTANT_ENTRANCES_FIRST
 		/*
 		 * Exits first: an exit is visible only after its entrance
-		 * (store buffers drain in order), so every exit counted here
-		 * has its entrance counted below.
+		 * (store buffers drain in order; under WEAK, the barrier
+		 * before the exit's or the back-out's increment orders
+		 * them), so every exit counted here has its entrance counted
+		 * below.
 		 */
 		sum_exits();
 		drainer_mb();
@@ -616,6 +792,30 @@ active proctype unloader()
 	od;
 	sum_exited = 0;
 	sum_entered = 0;
+
+#ifdef CHECK_DRAIN
+	/*
+	 * The drain's own guarantee (design.rst, "Exit: nothing leaks past
+	 * the increment"): once the sums balance, every pass has ended, and
+	 * so has every access a pass made to the unit's state; the state is
+	 * the owner's. In this model the tail wait below would also let a
+	 * straggling access complete before the free (the task is a holdout
+	 * until it switches, and a switch is a full barrier), so the
+	 * use-after-free assertions alone cannot see one: this checks the
+	 * drain's promise itself.
+	 */
+	d_step {
+		i = 0;
+		do
+		:: i < NR_READERS ->
+			assert(!sb_unit[i]);
+			i++
+		:: else ->
+			break
+		od;
+		i = 0
+	}
+#endif
 
 #if defined(WITH_CDEV) && !defined(MUTANT_NO_CDEV_WAIT)
 	/*
