@@ -8,7 +8,8 @@
 #                     unloading under load in a VM
 #   make check        set everything up, then run the test suite in a VM
 #                     (VM_CPUS=N: the guest's vCPUs, default 2; TESTS="a.sh
-#                     b.sh": only those scripts of tests/, no host checks)
+#                     b.sh": only those scripts of tests/, no host checks;
+#                     ARCH=arm64: the arm64 kernel and guest)
 #   make check-teeth  prove the tests catch deliberately broken builds
 #   make bench        benchmarks in a VM (a kernel without KASAN/lockdep);
 #                     BENCH_CPUS="1 2 4 8": the vCPU counts of the sweep
@@ -19,11 +20,19 @@
 # KDIR defaults to the debug kernel that scripts/setup.sh builds into
 # ~/.cache/safedetach; point it at any other Rust-enabled 6.12 tree to build
 # the module there (that tree must have been built with the same LLVM).
+#
+# ARCH=arm64 on any target (`make ARCH=arm64`, `make check ARCH=arm64`, ...)
+# cross-builds the arm64 kernel, module and sdtool and runs the guest on
+# qemu-system-aarch64; the default is the host's x86_64. The scripts read it
+# as SAFEDETACH_ARCH (scripts/env.sh).
 
-KDIR ?= $(shell scripts/setup.sh --kdir)
+SAFEDETACH_ARCH ?= $(or $(ARCH),x86_64)
+export SAFEDETACH_ARCH
+KDIR ?= $(shell SAFEDETACH_ARCH=$(SAFEDETACH_ARCH) scripts/setup.sh --kdir)
 LLVM ?= -19
 RUSTC ?= /usr/bin/rustc
-KMAKE = $(MAKE) -C $(KDIR) M=$$PWD LLVM=$(LLVM) RUSTC=$(RUSTC)
+KMAKE = $(MAKE) -C $(KDIR) M=$$PWD $(if $(filter arm64 aarch64,$(SAFEDETACH_ARCH)),ARCH=arm64) \
+	LLVM=$(LLVM) RUSTC=$(RUSTC)
 
 # The pinned bindgen-cli that scripts/setup.sh installs (the kernel's
 # rust-analyzer and Rust targets need it), and rustup's rustfmt.

@@ -19,7 +19,26 @@ KERNEL_SOURCE_PKG=linux-source-6.12
 # command line: use kmake, never a bare make, for anything under the kernel.
 LLVM=${LLVM:--19}
 RUSTC=${RUSTC:-/usr/bin/rustc}
-kmake() { make LLVM="$LLVM" RUSTC="$RUSTC" "$@"; }
+
+# Which architecture the kernel, the module and the guest are: x86_64 (the
+# host's, the default) or arm64 (cross-built by the same clang and rustc,
+# run in a qemu-system-aarch64 guest under TCG). `make ARCH=arm64 ...` sets
+# it for every target; the scripts read SAFEDETACH_ARCH, or else ARCH.
+SAFEDETACH_ARCH=${SAFEDETACH_ARCH:-${ARCH:-x86_64}}
+case $SAFEDETACH_ARCH in
+x86_64|x86) SAFEDETACH_ARCH=x86_64 ;;
+arm64|aarch64) SAFEDETACH_ARCH=arm64 ;;
+*) echo "SAFEDETACH_ARCH (or ARCH) must be x86_64 or arm64, not '$SAFEDETACH_ARCH'" >&2; exit 2 ;;
+esac
+export SAFEDETACH_ARCH
+# The kernel's ARCH= for kmake: none for x86_64, whose kernel is built
+# natively (the kernel's Makefile takes ARCH from `uname -m`), so that the
+# x86_64 builds are what they were before arm64 existed.
+case $SAFEDETACH_ARCH in
+x86_64) KERNEL_ARCH_ARGS=() ;;
+arm64) KERNEL_ARCH_ARGS=(ARCH=arm64) ;;
+esac
+kmake() { make "${KERNEL_ARCH_ARGS[@]}" LLVM="$LLVM" RUSTC="$RUSTC" "$@"; }
 export PATH="$SAFEDETACH_CACHE/tools/bin:$SAFEDETACH_CACHE/venv/bin:$PATH"
 
 # Every long step says what it is doing.
@@ -41,6 +60,14 @@ jump) KERNEL_FRAGMENTS=("$SAFEDETACH_TOP/scripts/kernel.config"
 			"$SAFEDETACH_TOP/scripts/kernel-jump.config") ;;
 *) echo "SAFEDETACH_KERNEL must be debug, up, bench or jump, not '$SAFEDETACH_KERNEL'" >&2; exit 2 ;;
 esac
+# On arm64, scripts/kernel-arm64.config comes right after kernel.config: it
+# turns off what kernel.config has for x86_64 only (ACPI, the 8250 UART,
+# ...) and adds what the arm64 `virt` machine needs; the flavour's fragment
+# still comes last.
+if [ "$SAFEDETACH_ARCH" = arm64 ]; then
+	KERNEL_FRAGMENTS=("${KERNEL_FRAGMENTS[0]}" "$SAFEDETACH_TOP/scripts/kernel-arm64.config"
+			  "${KERNEL_FRAGMENTS[@]:1}")
+fi
 
 # kernel_key: a hash of everything that affects the built kernel.
 kernel_key() {
@@ -52,11 +79,31 @@ kernel_key() {
 		"clang$LLVM" --version 2>/dev/null | head -n1 || echo none
 		"$RUSTC" --version 2>/dev/null || echo none
 		echo "bindgen $BINDGEN_VERSION"
+		# Only other architectures add a line, so that the x86_64 keys
+		# (and kernels already in the cache) stay what they were.
+		[ "$SAFEDETACH_ARCH" = x86_64 ] || echo "arch $SAFEDETACH_ARCH"
 	} | sha256sum | cut -c1-16
 }
 
 # kernel_dir: where the kernel for the current inputs is (or will be) built.
 kernel_dir() { echo "$SAFEDETACH_CACHE/kernel-$(kernel_key)/linux"; }
+
+# rootfs_dir: the root file system of the guest for architectures other than
+# the host's (x86_64 guests use the host's own), made by setup.sh.
+rootfs_dir() {
+	local key
+	key=$(sed -n '/^# BEGIN rootfs recipe/,/^# END rootfs recipe/p' \
+		"$SAFEDETACH_TOP/scripts/setup.sh" | sha256sum | cut -c1-16)
+	echo "$SAFEDETACH_CACHE/rootfs-$SAFEDETACH_ARCH-$key"
+}
+
+# kernel_image: the image QEMU boots, in the kernel directory.
+kernel_image() {
+	case $SAFEDETACH_ARCH in
+	x86_64) echo "$(kernel_dir)/arch/x86/boot/bzImage" ;;
+	arm64) echo "$(kernel_dir)/arch/arm64/boot/Image" ;;
+	esac
+}
 
 # build_for_vm: set everything up, then build safedetach.ko and tests/sdtool
 # (what `make demo` and `make check` need before they boot the VM).

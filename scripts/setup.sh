@@ -11,9 +11,13 @@
 #
 # Usage: scripts/setup.sh           set up and build
 #        scripts/setup.sh --kdir    print the kernel directory and exit
+#        scripts/setup.sh --rootfs  print the arm64 guest's root and exit
 #
 # SAFEDETACH_KERNEL=bench selects the benchmark kernel (kernel.config plus
 # kernel-bench.config: no KASAN, no lockdep); the default is the debug one.
+# SAFEDETACH_ARCH=arm64 (`make ARCH=arm64`) builds the arm64 kernel
+# (kernel-arm64.config after kernel.config) and makes the arm64 guest's root
+# file system, once, in $SAFEDETACH_CACHE/rootfs-arm64-<key>/.
 set -euo pipefail
 . "$(dirname -- "$0")/env.sh"
 
@@ -24,6 +28,11 @@ APT_PACKAGES=(
 	qemu-system-x86 busybox-static python3-venv
 	stress-ng spin gcc libc6-dev binutils liburing-dev
 )
+# arm64: the guest's QEMU, the tool that unpacks the guest's Debian root,
+# and the cross compiler for tests/sdtool.
+if [ "$SAFEDETACH_ARCH" = arm64 ]; then
+	APT_PACKAGES+=(qemu-system-arm mmdebstrap gcc-aarch64-linux-gnu)
+fi
 
 install_packages() {
 	local missing=() p
@@ -96,6 +105,56 @@ build_kernel() {
 }
 # END kernel recipe
 
+# BEGIN rootfs recipe (part of the arm64 root's cache key)
+# What the arm64 guest runs: the tests' and virtme-ng's guest init's
+# programs (bash, dash as /bin/sh, coreutils, mount, util-linux, procps,
+# kmod, python3, stress-ng, ...), and the headers and libraries that
+# tests/sdtool is cross-compiled against (libc6-dev, liburing-dev), so
+# that sdtool links against exactly the libraries it runs with.
+ROOTFS_SUITE=bookworm
+ROOTFS_MIRROR=http://deb.debian.org/debian
+ROOTFS_PACKAGES=(
+	base-files base-passwd bash dash coreutils findutils diffutils grep sed
+	mawk bc hostname mount util-linux procps kmod busybox libc-bin
+	python3 stress-ng liburing2 libc6-dev liburing-dev
+)
+
+# make_rootfs DIR: Debian's arm64 packages (and what they depend on),
+# unpacked into DIR. `--variant=extract` only unpacks them: installing them
+# would run their arm64 maintainer scripts, which needs qemu-user and
+# binfmt_misc on the host. What those scripts would have set up and the
+# tests need is done here instead: the users and groups of base-passwd, and
+# the `awk` that update-alternatives would have linked to mawk. virtme-ng's
+# guest init brings up `lo` with `ip` and ends the run with `poweroff -f`
+# (without it, init exits and the kernel panics): busybox's applets.
+make_rootfs() {
+	local dir=$1
+	mmdebstrap --quiet --variant=extract --architectures=arm64 \
+		--include="$(IFS=,; echo "${ROOTFS_PACKAGES[*]}")" \
+		"$ROOTFS_SUITE" "$dir" "$ROOTFS_MIRROR"
+	cp "$dir/usr/share/base-passwd/passwd.master" "$dir/etc/passwd"
+	cp "$dir/usr/share/base-passwd/group.master" "$dir/etc/group"
+	ln -sfn mawk "$dir/usr/bin/awk"
+	ln -sfn /bin/busybox "$dir/sbin/poweroff"
+	ln -sfn /bin/busybox "$dir/sbin/ip"
+}
+# END rootfs recipe
+
+setup_rootfs() {
+	local dir
+	[ "$SAFEDETACH_ARCH" != x86_64 ] || return 0
+	dir=$(rootfs_dir)
+	if [ -f "$dir/.built" ]; then
+		step "rootfs: cached in $dir"
+		return
+	fi
+	[ "$(id -u)" -eq 0 ] || die "making the $SAFEDETACH_ARCH guest's root (mmdebstrap) needs root"
+	step "rootfs: unpacking Debian $ROOTFS_SUITE $SAFEDETACH_ARCH packages into $dir (mmdebstrap)"
+	rm -rf "$dir"
+	make_rootfs "$dir"
+	touch "$dir/.built"
+}
+
 setup_kernel() {
 	local kdir top
 	kdir=$(kernel_dir)
@@ -114,7 +173,7 @@ setup_kernel() {
 	configure_kernel "$kdir" "${KERNEL_FRAGMENTS[@]}"
 	build_kernel "$kdir"
 	touch "$top/.built"
-	step "kernel: built $kdir/arch/x86/boot/bzImage"
+	step "kernel: built $(kernel_image)"
 }
 
 main() {
@@ -122,10 +181,15 @@ main() {
 		kernel_dir
 		return
 	fi
+	if [ "${1:-}" = --rootfs ]; then
+		rootfs_dir
+		return
+	fi
 	mkdir -p "$SAFEDETACH_CACHE"
 	install_packages
 	install_bindgen
 	install_vng
+	setup_rootfs
 	setup_kernel
 }
 

@@ -122,7 +122,7 @@ while [ $# -gt 0 ]; do
 	append) append+=("$val") ;;
 	rwdir)
 		[ -d "$val" ] || fail "--rwdir: $val is not a directory"
-		rwdirs+=(--rwdir "$(cd -- "$val" && pwd)") ;;
+		rwdirs+=("$(cd -- "$val" && pwd)") ;;
 	esac
 done
 [ $# -gt 0 ] || { usage >&2; fail "no command given"; }
@@ -130,13 +130,45 @@ done
 [[ $cpus =~ ^[1-9][0-9]*$ ]] || fail "--cpus wants a positive number, not '$cpus'"
 
 kdir=$(kernel_dir)
-kernel=$kdir/arch/x86/boot/bzImage
+kernel=$(kernel_image)
 [ -f "$(dirname -- "$kdir")/.built" ] && [ -f "$kernel" ] ||
 	fail "no kernel built for the current inputs (expected $kernel): run scripts/setup.sh"
 command -v vng >/dev/null || fail "vng (virtme-ng) not found: run scripts/setup.sh"
 nr_cpus=$(sed -n 's/^CONFIG_NR_CPUS=//p' "$kdir/.config")
 [ "$cpus" -le "${nr_cpus:-1}" ] ||
 	fail "--cpus $cpus: the kernel supports at most ${nr_cpus:-1} CPUs (CONFIG_NR_CPUS)"
+
+# The guest's architecture. x86_64: the host's own root file system, and
+# `no5lvl` (see above). arm64: qemu-system-aarch64 `-M virt` (vng's
+# machine) with `-cpu max` (vng's default for a foreign guest is a
+# Cortex-A57, which has no LSE atomics) and multi-threaded TCG, booting
+# the arm64 root that setup.sh made, read-only, like the host's root for an
+# x86_64 guest. That root does not have the host's files, so the host
+# directories the command needs are mounted at their host paths: the
+# checkout and the kernel tree (for ktap_helpers.sh) read-only, and the
+# --rwdir directories read-write. virtme-ng mounts every --rwdir before
+# every --rodir, so a --rwdir inside the checkout or the kernel tree would
+# be hidden: refused below.
+arch_kargs=() guest=() mountpoints=()
+case $SAFEDETACH_ARCH in
+x86_64) arch_kargs=(no5lvl) ;;
+arm64)
+	rootfs=$(rootfs_dir)
+	[ -f "$rootfs/.built" ] ||
+		fail "no arm64 root file system built for the current inputs (expected $rootfs): run scripts/setup.sh"
+	if [ "$want_kvm" = 1 ]; then
+		step "vm: --kvm ignored: an arm64 guest is emulated on this host (TCG)"
+		want_kvm=0
+	fi
+	guest=(--arch arm64 --root "$rootfs")
+	for dir in "${rwdirs[@]}"; do
+		case $dir/ in
+		"$SAFEDETACH_TOP"/*|"$kdir"/*)
+			fail "--rwdir $dir: on arm64 it must not be inside $SAFEDETACH_TOP or $kdir (they are mounted read-only over it)" ;;
+		esac
+	done
+	;;
+esac
 
 accel=(--disable-kvm)
 accel_name=TCG
@@ -167,6 +199,11 @@ cleanup() {
 	[ ${#tail_pids[@]} -eq 0 ] || kill "${tail_pids[@]}" 2>/dev/null || true
 	[ -z "$cat_pid" ] || kill "$cat_pid" 2>/dev/null || true
 	rm -rf -- "$rundir"
+	# The mount points made in the arm64 root for this run, innermost first.
+	local i
+	for ((i = ${#mountpoints[@]} - 1; i >= 0; i--)); do
+		rmdir -- "${mountpoints[i]}" 2>/dev/null || true
+	done
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -201,10 +238,29 @@ EOF
 : >"$rundir/stdout"
 : >"$rundir/stderr"
 
-kargs="root=/dev/root oops=panic kasan_multi_shot no5lvl${append:+ ${append[*]}}"
+kargs="root=/dev/root oops=panic kasan_multi_shot${arch_kargs:+ ${arch_kargs[*]}}${append:+ ${append[*]}}"
+
+# In the arm64 root, a mount point for every host directory mounted at its
+# host path (the root is read-only in the guest, which cannot make them):
+# the directories this run makes are removed again by cleanup.
+if [ "$SAFEDETACH_ARCH" = arm64 ]; then
+	guest+=("--qemu-opts=-cpu max -accel tcg,thread=multi")
+	for dir in "$SAFEDETACH_TOP" "$kdir" "$rundir" "${rwdirs[@]}"; do
+		missing=()
+		sub=$rootfs$dir
+		while [ ! -d "$sub" ]; do
+			missing=("$sub" "${missing[@]}")
+			sub=$(dirname -- "$sub")
+		done
+		for sub in "${missing[@]}"; do
+			mkdir -- "$sub"
+			mountpoints+=("$sub")
+		done
+	done
+fi
 {
-	printf 'vm-run: %s: booting %s (%s, %s vCPUs, %s)\n' "$(date -Is)" \
-		"$kernel" "$accel_name" "$cpus" "$memory"
+	printf 'vm-run: %s: booting %s (%s, %s, %s vCPUs, %s)\n' "$(date -Is)" \
+		"$kernel" "$SAFEDETACH_ARCH" "$accel_name" "$cpus" "$memory"
 	printf 'vm-run: command:'
 	printf ' %q' "$@"
 	printf '\nvm-run: kernel args (added to vng'"'"'s): %s\n' "$kargs"
@@ -218,10 +274,23 @@ mkfifo "$rundir/console"
 sed -u 's/\r$//' "$rundir/console" >>"$log" &
 cat_pid=$!
 
-step "vm: booting $kernel ($accel_name, $cpus vCPUs, $memory)"
+# The directories the guest writes, and on arm64 (GUEST=HOST: at the host
+# path in the guest) the ones it reads.
+mounts=()
+for dir in "$rundir" "${rwdirs[@]}"; do
+	case $SAFEDETACH_ARCH in
+	x86_64) mounts+=(--rwdir "$dir") ;;
+	arm64) mounts+=(--rwdir "$dir=$dir") ;;
+	esac
+done
+if [ "$SAFEDETACH_ARCH" = arm64 ]; then
+	mounts+=(--rodir "$SAFEDETACH_TOP=$SAFEDETACH_TOP" --rodir "$kdir=$kdir")
+fi
+
+step "vm: booting $kernel ($SAFEDETACH_ARCH, $accel_name, $cpus vCPUs, $memory)"
 start=$SECONDS
 setsid vng --run "$kernel" "${accel[@]}" --cpus "$cpus" --memory "$memory" \
-	--force-9p --verbose --rwdir "$rundir" "${rwdirs[@]}" --append "$kargs" \
+	--force-9p --verbose "${mounts[@]}" --append "$kargs" "${guest[@]}" \
 	-- bash "$rundir/guest.sh" </dev/null >"$rundir/console" 2>&1 &
 vng_pid=$!
 

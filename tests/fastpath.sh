@@ -22,6 +22,25 @@
 # report call is on a branch of its own; the window skips it (see below)
 # and its instructions are counted.
 #
+# On arm64 (the .ko's ELF machine) there is no single-instruction per-CPU
+# add: every counter update is a call to safedetach_this_cpu_inc(), the C
+# wrapper of this_cpu_inc() (rust/abstractions/helpers.c), which disables
+# preemption, adds TPIDR_EL1 (this CPU's offset) to the cookie and adds one
+# with an LL/SC loop, which CONFIG_ARM64_USE_LSE_ATOMICS has patched at boot
+# into one LSE `ldadd` where the CPU has it (arch/arm64/include/asm/percpu.h).
+# The first case checks the wrapper for those and for the absence of any
+# fence. The second checks what design.rst claims of every call site in
+# the entry points (rust/fops.rs) and in FilePass's drop (`release`): from
+# the call to the first conditional branch after a load (of the key's
+# count, or of `closing`) no fence, no atomic, no other call; before the
+# call, in its basic block, no fence for an entrance and exactly one
+# `dmb ish` (the `fence(SeqCst)` of `Gate::exit`) for an exit; and each
+# entry point has both kinds, FilePass's drop only exits. The cold
+# `Gate::back_out` must have its exit's fence too (it wakes the drainer
+# next, so only the part before the call is checked). A build that lost
+# the exit fence has no exits left, one that fenced the entrance no
+# entrances.
+#
 # Usage: tests/fastpath.sh MODULE.ko
 set -uo pipefail
 . "$(dirname -- "$0")/lib-host.sh"
@@ -34,6 +53,211 @@ ktap_set_plan 2
 if [ ! -r "$ko" ]; then
 	ktap_test_fail "fastpath: $ko exists"
 	ktap_test_fail "fastpath: no lock, fence or call on the fast path"
+	ktap_finished
+fi
+
+# arm64: the checks described at the top, on `objdump -d -r` (every call
+# in the relocatable .ko carries the relocation that names its callee).
+# Prints one "# ..." line per site, then SITES, ORDER and HELPER verdicts.
+arm64_check=$(cat <<'EOF'
+import os, re, sys
+
+# The module's disassembly with relocations (llvm-objdump -d -r): in a
+# relocatable .ko every call to another function is a `bl` with an
+# R_AARCH64_CALL26 relocation that names the callee.
+funcs, fn = {}, None
+for line in sys.stdin:
+    m = re.match(r"^([0-9a-f]+) <(.*)>:$", line)
+    if m:
+        fn = m.group(2)
+        funcs[fn] = []
+        continue
+    m = re.match(r"^\s*([0-9a-f]+):\s+(R_AARCH64_\S+)\s+(\S+)", line)
+    if m and fn and funcs[fn]:
+        addr, text, _ = funcs[fn][-1]
+        if text.startswith("bl "):
+            text = "bl " + m.group(3)
+        funcs[fn][-1] = (addr, text, m.group(3))
+        continue
+    m = re.match(r"^\s*([0-9a-f]+):\s+(\S.*)$", line)
+    if m and fn:
+        text = re.sub(r"\s+", " ", m.group(2).split("//")[0]).strip()
+        funcs[fn].append((int(m.group(1), 16), text, None))
+
+HELPER = "safedetach_this_cpu_inc"
+BRANCH = re.compile(r"^(b\.[a-z]+|cbn?z|tbn?z) ")
+ORDERING = re.compile(r"^(dmb|dsb|isb|ld[a-z]*xr|st[a-z]*xr|ldar|stlr|ldapr|"
+                      r"ld(add|clr|eor|set|smax|smin|umax|umin)|"
+                      r"st(add|clr|eor|set|smax|smin|umax|umin)|swp|cas)")
+# A load from an address in one register plus an immediate: KASAN's shadow
+# loads add two registers (the address >> 3 and the shadow offset).
+LOAD = re.compile(r"^ldr(b|h|sb|sh|sw)? [wx]\d+, \[(x\d+)(, #[^\]]*)?\]")
+
+def callee(insn):
+    return insn[2] if insn[1].startswith("bl ") else None
+
+def target(text):
+    m = re.search(r"\b0x([0-9a-f]+)\b", text.split(" <")[0].split(",")[-1])
+    return int(m.group(1), 16) if m else None
+
+# KASAN's shadow load: a byte at (address >> 3) + the shadow offset, two
+# registers added.
+SHADOW = re.compile(r"^ldrs?b w\d+, \[x\d+, x\d+\]$")
+
+def kasan_branch(insns, index, i):
+    """For a conditional branch at i that tests a KASAN shadow byte (the
+    last load before it is a shadow load): the index where the checked
+    access goes on. `cbz` (shadow zero) jumps to the access; `cbnz` and
+    the `b.cond` of the partial-granule compare jump towards the report."""
+    for k in range(i - 1, max(-1, i - 6), -1):
+        t = insns[k][1]
+        if SHADOW.match(t):
+            break
+        if LOAD.match(t) or BRANCH.match(t) or t.startswith(("b ", "bl ", "ret")):
+            return None
+    else:
+        return None
+    t = insns[i][1]
+    if t.startswith("cbz "):
+        tgt = target(t)
+        return index.get(tgt)
+    return i + 1
+
+def before(insns, index, start):
+    """The instructions that lead to the call at start in its basic block,
+    KASAN's checks of the argument's load included."""
+    win, i = [], start - 1
+    while i >= 0 and len(win) < 24:
+        t = insns[i][1]
+        if BRANCH.match(t):
+            if kasan_branch(insns, index, i) is None:
+                break
+        elif t.startswith(("b ", "ret", "br ", "blr ")):
+            break
+        elif t.startswith("bl "):
+            c = callee(insns[i]) or ""
+            if not c.startswith("__asan_"):
+                break
+        win.insert(0, t)
+        i -= 1
+    return win
+
+def after(insns, index, start):
+    """From the call at start to the first conditional branch after a load
+    that is not KASAN's: the check of the key (or of `closing`)."""
+    win, bad, loaded, i = [], False, False, start + 1
+    while i < len(insns) and len(win) < 32:
+        insn = insns[i]
+        t = insn[1]
+        win.append(t.split(" <")[0])
+        if ORDERING.match(t):
+            bad = True
+        if t.startswith(("bl ", "blr ", "br ")):
+            bad = True
+        if LOAD.match(t) and not re.search(r"\[(sp|x29)\b", t):
+            loaded = True
+        if t.startswith("b "):
+            tgt = target(t)
+            if tgt in index:
+                i = index[tgt]
+                continue
+            bad = True
+            break
+        if BRANCH.match(t):
+            k = kasan_branch(insns, index, i)
+            if k is not None:
+                loaded = False
+                i = k
+                continue
+            if loaded:
+                return win, bad, True
+        if t.startswith("ret"):
+            break
+        i += 1
+    return win, bad, False
+
+sites = {}
+for name, insns in funcs.items():
+    # The gate is inlined into rust/fops.rs; `release` gives the file's
+    # pass back in FilePass's drop.
+    if re.search(r"FileOps\d+(open|read|write|poll|ioctl)$", name):
+        fn = re.search(r"FileOps\d+(\w+)$", name).group(1)
+    elif "drop_in_place" in name and "8FilePass" in name:
+        fn = "FilePass::drop"
+    elif name.startswith("_RNv") and "4Gate" in name and "8back_out" in name:
+        fn = "Gate::back_out"
+    else:
+        continue
+    index = {addr: k for k, (addr, _, _) in enumerate(insns)}
+    for k, insn in enumerate(insns):
+        if callee(insn) != HELPER:
+            continue
+        pre = before(insns, index, k)
+        fences = [t for t in pre if ORDERING.match(t)]
+        kind = {0: "enter", 1: "exit"}.get(len(fences), "?")
+        if fences and fences != ["dmb ish"]:
+            kind = "?"
+        if fn == "Gate::back_out":
+            # It wakes the drainer next, whatever the key says.
+            post, bad, tested = ["(wake_drainer)"], False, True
+        else:
+            post, bad, tested = after(insns, index, k)
+        ok = tested and not bad and kind != "?"
+        sites.setdefault(fn, []).append((kind, ok))
+        first = next((j for j, t in enumerate(pre) if ORDERING.match(t)), max(0, len(pre) - 2))
+        print("# %s: %s: %s: %s || %s" % ("ok" if ok else "BAD", fn, kind,
+              "; ".join(t.split(" <")[0] for t in pre[first:]),
+              "; ".join(post)))
+
+# Every entry point enters (no fence before the increment) and leaves (one
+# dmb ish before it); the file's pass is only given back.
+problems = []
+for fn in ("open", "read", "write", "poll", "ioctl", "FilePass::drop", "Gate::back_out"):
+    kinds = [kind for kind, _ in sites.get(fn, [])]
+    want = ["exit"] if fn in ("FilePass::drop", "Gate::back_out") else ["enter", "exit"]
+    if not kinds or any(kind not in kinds for kind in want) or \
+            any(kind not in want for kind in kinds):
+        problems.append("%s has %s, wants %s" % (fn, "+".join(kinds) or "no site", "+".join(want)))
+n = sum(len(v) for v in sites.values())
+bad = sum(1 for v in sites.values() for _, ok in v if not ok)
+if bad:
+    problems.append("%d of %d sites fail" % (bad, n))
+print("SITES %d" % n)
+print("ORDER %s" % ("; ".join(problems) if problems else "ok"))
+
+helper = [t.split(" <")[0] + ("" if r is None else " [%s]" % r)
+          for _, t, r in funcs.get(HELPER, [])]
+have = lambda pat: any(re.search(pat, t) for t in helper)
+missing = [what for what, pat in (
+    ("the preempt count (SP_EL0)", r"SP_EL0"),
+    ("the per-CPU offset (TPIDR_EL1)", r"TPIDR_EL1"),
+    ("an LL/SC or LSE add", r"^(ldxr|ldadd|stadd)"),
+) if not have(pat)]
+if have(r"^(dmb|dsb|isb|ldar|stlr)"):
+    missing.append("no fence")
+print("# helper: %s" % "; ".join(helper))
+print("HELPER %s" % ("ok" if not missing and helper else "missing " + ", ".join(missing) if helper else "missing the helper"))
+EOF
+)
+if [ "$(readelf -h "$ko" | sed -n 's/^ *Machine: *//p')" = AArch64 ]; then
+	report=$("$objdump" -d -r --no-show-raw-insn "$ko" | python3 -c "$arm64_check")
+	short() { sed -E 's/_RN[A-Za-z0-9_]*/(rust)/g; s/ <[^>]*>//g'; }
+	printf '%s\n' "$report" | grep '^# ' | short
+	sites=$(printf '%s\n' "$report" | sed -n 's/^SITES //p')
+	order=$(printf '%s\n' "$report" | sed -n 's/^ORDER //p')
+	helper=$(printf '%s\n' "$report" | sed -n 's/^HELPER //p')
+	what="gate counters call this_cpu_inc() (safedetach_this_cpu_inc: preemption off, TPIDR_EL1, an LL/SC or LSE add, no fence)"
+	if [ "${sites:-0}" -ge 2 ] && [ "$helper" = ok ]; then
+		ktap_test_pass "fastpath: $what ($sites sites)"
+	else
+		ktap_test_fail "fastpath: $what (${sites:-0} sites; helper: ${helper:-not found})"
+	fi
+	what="no fence, atomic or call between an increment and its closing check; none before an entrance, exactly one dmb ish before an exit"
+	if [ "${sites:-0}" -ge 2 ] && [ "$order" = ok ]; then
+		ktap_test_pass "fastpath: $what"
+	else
+		ktap_test_fail "fastpath: $what (${order:-no report})"
+	fi
 	ktap_finished
 fi
 

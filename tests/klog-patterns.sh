@@ -11,7 +11,8 @@ KLOG_BAD+='kernel BUG|INFO: task .* blocked for more than|soft lockup|hard LOCKU
 KLOG_BAD+='detected stall|possible circular locking|possible recursive locking|'
 KLOG_BAD+='inconsistent lock state|lock held when returning|UBSAN|refcount_t:|'
 KLOG_BAD+='list_add corruption|list_del corruption|Unable to handle|segfault at|'
-KLOG_BAD+='Call Trace:|page allocation failure|cannot create duplicate filename|'
+# x86_64 prints a stack dump under "Call Trace:", arm64 under "Call trace:".
+KLOG_BAD+='Call Trace:|Call trace:|page allocation failure|cannot create duplicate filename|'
 KLOG_BAD+='ODEBUG:|printk messages dropped|'
 KLOG_BAD+='lockdep is turned off|DEBUG_LOCKS_WARN_ON|RCU used illegally'
 

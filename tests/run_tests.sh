@@ -80,8 +80,11 @@ test_armed() {
 
 test_whole_log() {
 	local first bad
+	# The boot's first message: the banner, or on arm64 the boot CPU's
+	# "Booting Linux on physical CPU", printed before it
+	# (smp_setup_processor_id() in arch/arm64/kernel/setup.c).
 	first=$(dmesg | awk 'NR == 1')
-	[[ $first == *"Linux version"* ]] ||
+	[[ $first == *"Linux version"* || $first == *"Booting Linux on physical CPU"* ]] ||
 		fail "the kernel log no longer starts at boot (it wrapped): first line '$first'"
 	if bad=$(dmesg | grep -E -A25 -- "$KLOG_BAD"); then
 		log "kernel log:"

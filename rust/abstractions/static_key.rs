@@ -27,6 +27,14 @@
 //!   `static_key_count()` is `atomic_read()`, and enabling it is an
 //!   `atomic_inc()`): the check, `enabled()`, is one load of it and a
 //!   test, as `static_branch_unlikely()` is there.
+//! - On another architecture with `CONFIG_JUMP_LABEL` (arm64's debug
+//!   kernel) the module has no sites to patch and `enabled()` reads the
+//!   same count, `static_key_enabled()` (`static_key_count() > 0`). While
+//!   the first enable patches the kernel's own sites the count is -1
+//!   (`static_key_slow_inc_cpuslocked()` in kernel/jump_label.c), which
+//!   reads as disabled; it is 1, stored with release semantics, before
+//!   `static_branch_inc()` returns, so before `Gate::close` runs its
+//!   barrier on every CPU, which is what the gate's ordering rests on.
 //! - The `load_test` variant (rust/variant.rs) never looks at the key: the
 //!   gate loads its own `closing` at every pass, as before the key existed,
 //!   for the benchmarks.
