@@ -9,6 +9,7 @@
 #   make check        set everything up, then run the test suite in a VM
 #                     (VM_CPUS=N: the guest's vCPUs, default 2; TESTS="a.sh
 #                     b.sh": only those scripts of tests/, no host checks;
+#                     GUESTS="2:a.sh,b.sh 8:c.sh": several guests at once;
 #                     ARCH=arm64: the arm64 kernel and guest)
 #   make check-teeth  prove the tests catch deliberately broken builds
 #   make bench        benchmarks in a VM (a kernel without KASAN/lockdep);

@@ -26,6 +26,15 @@
 # Usage: scripts/check.sh [TEST_SCRIPT...]   (default: all of tests/, and
 #        the host checks of step 3, which a run of named scripts leaves out)
 #   VM_CPUS=N   the guest's vCPU count (the kernel supports up to 64)
+#   GUESTS="N:a.sh,b.sh M:c.sh ..."   instead of one guest, several at once,
+#               each of N (M ...) vCPUs running the scripts named after it
+#               (a script may be named in more than one guest), each with
+#               its own end-of-run and console-log documents and kernel log
+#               (out/check-<time>/guest-K/). With the whole set of scripts
+#               the host checks run too. A guest waiting for a delayed
+#               kobject release or a grace period leaves its CPU time to
+#               the other (make check GUESTS=..., .ci/run).
+#   VM_TIMEOUT=SECS   bound each guest's run, boot included (default 3600)
 #   SAFEDETACH_KERNEL=up   the uniprocessor flavour (use VM_CPUS=1; the
 #               host checks of the SMP build are left out)
 set -uo pipefail
@@ -40,18 +49,42 @@ out=out/check-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 ln -sfn "$(basename "$out")" out/latest
 
-# The guest documents this run must see: the named scripts, or all.
-guest_docs=("$@")
-if [ ${#guest_docs[@]} -eq 0 ]; then
-	read -ra guest_docs <<<"$(sed -n 's/^TEST_PROGS := //p' tests/Makefile)"
+read -ra all_scripts <<<"$(sed -n 's/^TEST_PROGS := //p' tests/Makefile)"
+# The guests: "CPUS:script,script" each. Default: one guest of VM_CPUS
+# vCPUs with the named scripts, or all of them.
+named=$#
+if [ -n "${GUESTS:-}" ]; then
+	[ $# -eq 0 ] || die "GUESTS names the scripts of each guest: name none on the command line"
+	read -ra guests <<<"$GUESTS"
+	set -- $(printf '%s\n' "${guests[@]}" | sed 's/^[^:]*://; s/,/ /g')
+	named=1
+	all=1
+	for s in "${all_scripts[@]}"; do
+		[[ " $* " == *" $s "* ]] || all=0
+	done
+	[ $all = 0 ] || named=0
+else
+	[ $# -gt 0 ] || set -- "${all_scripts[@]}"
+	guests=("$VM_CPUS:$(IFS=,; echo "$*")")
 fi
+for g in "${guests[@]}"; do
+	[[ $g =~ ^([1-9][0-9]*):([a-z0-9_-]+\.sh)(,[a-z0-9_-]+\.sh)*$ ]] && [ "${g%%:*}" -le 64 ] ||
+		die "a guest is CPUS:script.sh[,script.sh...] with CPUS 1..64, not '$g'"
+	for s in $(tr , ' ' <<<"${g#*:}"); do
+		[ -x "tests/$s" ] || die "no test script tests/$s (guest '$g')"
+	done
+done
 # The host checks look at the SMP build of the module, which the
 # uniprocessor flavour does not have. They do not depend on the guest, so a
 # run of named scripts (a second run at another vCPU count, or a developer's
 # quick run) leaves them to the whole suite's run.
 host_docs=(fastpath.sh model)
-[ "$SAFEDETACH_KERNEL" != up ] && [ $# -eq 0 ] || host_docs=()
-expected_docs=(build "${host_docs[@]}" "${guest_docs[@]}" end-of-run console-log)
+[ "$SAFEDETACH_KERNEL" != up ] && [ "$named" -eq 0 ] || host_docs=()
+# Every document this run must see, once per guest that runs it.
+expected_docs=(build "${host_docs[@]}")
+for g in "${guests[@]}"; do
+	expected_docs+=($(tr , ' ' <<<"${g#*:}") end-of-run console-log)
+done
 
 # doc NAME: start the KTAP document NAME (scripts/check.sh counts by these).
 doc() { echo "# selftests: safedetach: $1"; }
@@ -73,6 +106,72 @@ console_scan() {
 		echo "# $(grep -caE '\[ *[0-9]+\.[0-9]{6}\]' "$log") kernel lines, none bad"
 		echo "ok 1 console-log: the whole console log of the run (boot to power-off) is clean"
 	fi
+}
+
+# host_checks: the fast path's shape and the spin model, if this run has
+# them.
+host_checks() {
+	[ ${#host_docs[@]} -gt 0 ] || return 0
+	doc fastpath.sh
+	step "host: static check of the gate's fast path"
+	tests/fastpath.sh safedetach.ko
+	doc model
+	step "host: model checking the protocol with spin"
+	tests/model/run.sh
+}
+
+# run_guest CPUS:SCRIPTS DIR: one guest of CPUS vCPUs runs SCRIPTS
+# (comma-separated) and the end-of-run checks; then its console log is
+# scanned. Its kernel log goes to DIR/kernel.log.
+run_guest() {
+	local cpus=${1%%:*} vm_rc=0 scripts
+	read -ra scripts <<<"$(tr , ' ' <<<"${1#*:}")"
+	step "vm: running tests/run_tests.sh ${scripts[*]} in the $SAFEDETACH_KERNEL kernel, $cpus vCPUs (takes a while under TCG)"
+	scripts/vm-run.sh --timeout "${VM_TIMEOUT:-3600}" --cpus "$cpus" --log "$2/kernel.log" -- \
+		env KTAP_HELPERS="$KTAP_HELPERS" EXPECT_CPUS="$cpus" \
+		SAFEDETACH_KERNEL="$SAFEDETACH_KERNEL" \
+		tests/run_tests.sh "${scripts[@]}" || vm_rc=$?
+	echo "# vm-run exit status: $vm_rc"
+	doc console-log
+	console_scan "$2/kernel.log"
+}
+
+# run_guests: every guest at once, each into out/.../guest-K/ktap.txt,
+# and the host checks meanwhile (into out/.../host.txt). While they run,
+# their lines are shown as comments ("# [gK] ...", "# [host] ..."), which
+# the count below ignores; then the host's and each guest's documents
+# follow whole.
+run_guests() {
+	local k pids=() tails=() dir hpid
+	for k in "${!guests[@]}"; do
+		dir=$out/guest-$((k + 1))
+		mkdir -p "$dir"
+		: >"$dir/ktap.txt"
+		run_guest "${guests[$k]}" "$dir" >"$dir/ktap.txt" 2>&1 &
+		pids+=($!)
+		# (tail --pid ends a second after what it follows.)
+		tail -n +1 -F --pid="${pids[$k]}" "$dir/ktap.txt" 2>/dev/null | sed -u "s/^/# [g$((k + 1))] /" &
+		tails+=($!)
+		# Start the guests a little apart: two QEMUs and vngs starting at
+		# once on two cores only delay each other.
+		sleep 5
+	done
+	: >"$out/host.txt"
+	host_checks >"$out/host.txt" 2>&1 &
+	hpid=$!
+	tail -n +1 -F --pid=$hpid "$out/host.txt" 2>/dev/null | sed -u "s/^/# [host] /" &
+	tails+=($!)
+	wait $hpid
+	for k in "${!pids[@]}"; do
+		wait "${pids[$k]}"
+		step "vm: guest $((k + 1)) (${guests[$k]}) done"
+	done
+	wait "${tails[@]}"
+	cat "$out/host.txt"
+	for k in "${!guests[@]}"; do
+		echo "# guest $((k + 1)) of ${#guests[@]}: ${guests[$k]} vCPUs:scripts, out $out/guest-$((k + 1))/"
+		cat "$out/guest-$((k + 1))/ktap.txt"
+	done
 }
 
 {
@@ -108,23 +207,12 @@ console_scan() {
 	if [ $built = 1 ]; then
 		export KTAP_HELPERS
 		KTAP_HELPERS=$(kernel_dir)/tools/testing/selftests/kselftest/ktap_helpers.sh
-		if [ ${#host_docs[@]} -gt 0 ]; then
-			doc fastpath.sh
-			step "host: static check of the gate's fast path"
-			tests/fastpath.sh safedetach.ko
-			doc model
-			step "host: model checking the protocol with spin"
-			tests/model/run.sh
+		if [ ${#guests[@]} -eq 1 ]; then
+			host_checks
+			run_guest "${guests[0]}" "$out"
+		else
+			run_guests
 		fi
-		step "vm: running tests/run_tests.sh $* in the $SAFEDETACH_KERNEL kernel, $VM_CPUS vCPUs (takes a while under TCG)"
-		vm_rc=0
-		scripts/vm-run.sh --timeout 3600 --cpus "$VM_CPUS" --log "$out/kernel.log" -- \
-			env KTAP_HELPERS="$KTAP_HELPERS" EXPECT_CPUS="$VM_CPUS" \
-			SAFEDETACH_KERNEL="$SAFEDETACH_KERNEL" \
-			tests/run_tests.sh "$@" || vm_rc=$?
-		echo "# vm-run exit status: $vm_rc"
-		doc console-log
-		console_scan "$out/kernel.log"
 	fi
 } 2>&1 | tee "$out/ktap.txt"
 
@@ -139,19 +227,27 @@ summary=$(awk -v want="${expected_docs[*]}" '
 	/^ok [0-9]+/ { pass++; n[cur]++; next }
 	/^not ok [0-9]+/ { fail++; n[cur]++; next }
 	END {
-		split(want, docs, " ")
-		for (i in docs) {
-			d = docs[i]
+		# A document run by several guests must report its pinned
+		# cases in each of them.
+		nd = split(want, docs, " ")
+		for (i = 1; i <= nd; i++)
+			if (times[docs[i]]++ == 0)
+				order[++no] = docs[i]
+		for (i = 1; i <= no; i++) {
+			d = order[i]
 			if (!(d in pin)) {
 				printf "# plan: %s has no pinned case count in tests/plan\n", d
 				fail++
-			} else if (n[d] < pin[d]) {
+				continue
+			}
+			want_n = pin[d] * times[d]
+			if (n[d] < want_n) {
 				printf "# plan: %s reported %d of its %d pinned cases%s: %d counted as failed\n", \
-					d, n[d], pin[d], seen[d] ? "" : " (it never ran)", pin[d] - n[d]
-				fail += pin[d] - n[d]
-			} else if (n[d] > pin[d]) {
+					d, n[d], want_n, seen[d] ? "" : " (it never ran)", want_n - n[d]
+				fail += want_n - n[d]
+			} else if (n[d] > want_n) {
 				printf "# plan: %s reported %d cases, but tests/plan pins %d: update the plan\n", \
-					d, n[d], pin[d]
+					d, n[d], want_n
 				fail++
 			}
 		}
@@ -160,12 +256,17 @@ summary=$(awk -v want="${expected_docs[*]}" '
 ' tests/plan "$out/ktap.txt")
 printf '%s\n' "$summary" | sed '$d' | tee -a "$out/ktap.txt"
 read -r passed failed skipped <<<"$(printf '%s\n' "$summary" | tail -n1)"
-vm_rc=$(sed -n 's/^# vm-run exit status: //p' "$out/ktap.txt" | tail -n1)
-if [ -n "$vm_rc" ] && [ "$vm_rc" != 0 ] && [ "$failed" = 0 ]; then
-	echo "# the guest's test run exited with status $vm_rc"
-	failed=1
-fi
+for vm_rc in $(sed -n 's/^# vm-run exit status: //p' "$out/ktap.txt"); do
+	if [ "$vm_rc" != 0 ] && [ "$failed" = 0 ]; then
+		echo "# a guest's test run exited with status $vm_rc"
+		failed=1
+	fi
+done
 echo "# KTAP output: $out/ktap.txt"
-echo "# kernel log:  $out/kernel.log"
+if [ ${#guests[@]} -eq 1 ]; then
+	echo "# kernel log:  $out/kernel.log"
+else
+	echo "# kernel logs: $out/guest-*/kernel.log"
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
