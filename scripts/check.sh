@@ -34,7 +34,7 @@
 #               the host checks run too. A guest waiting for a delayed
 #               kobject release or a grace period leaves its CPU time to
 #               the other (make check GUESTS=..., .ci/run).
-#   VM_TIMEOUT=SECS   bound each guest's run, boot included (default 3600)
+#   VM_TIMEOUT=SECS   bound each guest's run, boot included (default 7200)
 #   SAFEDETACH_KERNEL=up   the uniprocessor flavour (use VM_CPUS=1; the
 #               host checks of the SMP build are left out)
 set -uo pipefail
@@ -127,7 +127,7 @@ run_guest() {
 	local cpus=${1%%:*} vm_rc=0 scripts
 	read -ra scripts <<<"$(tr , ' ' <<<"${1#*:}")"
 	step "vm: running tests/run_tests.sh ${scripts[*]} in the $SAFEDETACH_KERNEL kernel, $cpus vCPUs (takes a while under TCG)"
-	scripts/vm-run.sh --timeout "${VM_TIMEOUT:-3600}" --cpus "$cpus" --log "$2/kernel.log" -- \
+	scripts/vm-run.sh --timeout "${VM_TIMEOUT:-7200}" --cpus "$cpus" --log "$2/kernel.log" -- \
 		env KTAP_HELPERS="$KTAP_HELPERS" EXPECT_CPUS="$cpus" \
 		SAFEDETACH_KERNEL="$SAFEDETACH_KERNEL" \
 		tests/run_tests.sh "${scripts[@]}" || vm_rc=$?
