@@ -38,9 +38,19 @@ fail() {
 	return 1
 }
 
-# wait_until TIMEOUT WHAT CMD...: poll CMD every 0.1 s; fail after TIMEOUT s.
+# Every bound on a wait (wait_until, bg_wait and what uses them) is
+# multiplied by SAFEDETACH_TIMEOUT_SCALE (a whole number, default 1).
+# scripts/check.sh raises it when guests share the host's cores
+# (GUESTS=...): the bounds say how long the emulation may take for
+# something to happen, they are not performance claims, and a state that is
+# never reached (a sleeper never woken) still fails, only later.
+TIMEOUT_SCALE=${SAFEDETACH_TIMEOUT_SCALE:-1}
+[[ $TIMEOUT_SCALE =~ ^[1-9][0-9]*$ ]] || TIMEOUT_SCALE=1
+
+# wait_until TIMEOUT WHAT CMD...: poll CMD every 0.1 s; fail after TIMEOUT s
+# (times TIMEOUT_SCALE).
 wait_until() {
-	local timeout=$1 what=$2 deadline
+	local timeout=$(($1 * TIMEOUT_SCALE)) what=$2 deadline
 	shift 2
 	deadline=$((SECONDS + timeout))
 	until "$@"; do
@@ -75,7 +85,7 @@ unload() {
 	local timeout=${1:-$UNLOAD_TIMEOUT}
 	bg_start unload rmmod $MODNAME
 	bg_wait unload "$timeout" ||
-		fail "rmmod did not return 0 within ${timeout}s: $(cat "$WORK/unload.out")" ||
+		fail "rmmod did not return 0 within $((timeout * TIMEOUT_SCALE))s: $(cat "$WORK/unload.out")" ||
 		return 1
 	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
 }
@@ -102,13 +112,14 @@ bg_start() {
 bg_pid() { cat "$WORK/$1.pid"; }
 
 # bg_wait NAME TIMEOUT: wait for NAME to exit; its status is returned.
+# (TIMEOUT is multiplied by TIMEOUT_SCALE.)
 bg_wait() {
-	local pid deadline
+	local pid deadline timeout=$(($2 * TIMEOUT_SCALE))
 	pid=$(bg_pid "$1")
-	deadline=$((SECONDS + $2))
+	deadline=$((SECONDS + timeout))
 	while kill -0 "$pid" 2>/dev/null; do
 		if [ $SECONDS -ge $deadline ]; then
-			fail "$1 (pid $pid) did not exit within $2 s"
+			fail "$1 (pid $pid) did not exit within $timeout s"
 			return 1
 		fi
 		sleep 0.1

@@ -11,12 +11,15 @@
 # the test VM as root.
 #
 # Environment: EXPECT_CPUS (the vCPUs the guest must have; functional.sh
-# checks it), SAFEDETACH_KERNEL (the flavour: debug or up), SAFEDETACH_END_OF_RUN=skip (no end-of-run document), plus
-# what lib.sh reads.
+# checks it), SAFEDETACH_KERNEL (the flavour: debug or up), SAFEDETACH_END_OF_RUN=skip (no end-of-run document),
+# SAFEDETACH_TIMEOUT_SCALE (every bound on a wait, times this), plus what
+# lib.sh reads.
 set -uo pipefail
 cd -- "$(dirname -- "$0")"
 
-timeout=$(sed -n 's/^timeout=//p' settings)
+# The per-script bound of `settings`, times SAFEDETACH_TIMEOUT_SCALE (see
+# tests/lib.sh: several guests sharing the host's cores).
+timeout=$(($(sed -n 's/^timeout=//p' settings) * ${SAFEDETACH_TIMEOUT_SCALE:-1}))
 progs=("$@")
 if [ ${#progs[@]} -eq 0 ]; then
 	read -ra progs <<<"$(sed -n 's/^TEST_PROGS := //p' Makefile)"
