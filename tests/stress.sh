@@ -38,11 +38,11 @@ cycle() {
 	for ((i = 1; i <= count; i++)); do
 		# shellcheck disable=SC2086
 		load $params
-		sleep "$SECONDS_PER_CYCLE"
+		nap "$SECONDS_PER_CYCLE"
 		t0=$SECONDS
 		unload 120
 		log "cycle $i/$count: rmmod took $((SECONDS - t0)) s"
-		sleep 0.3
+		nap 0.3
 	done
 }
 

@@ -197,7 +197,7 @@ test_concurrent_rmmod() {
 	bg_start hold "$SDTOOL" hold ${DEV}0
 	wait_out hold holding 120
 	for i in 1 2 3 4; do
-		bg_start rmmod$i rmmod $MODNAME
+		BG_NICE=0 bg_start rmmod$i rmmod $MODNAME
 	done
 	# One rmmod runs the module's exit and waits in the drain; the others
 	# find the module going and fail.

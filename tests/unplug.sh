@@ -178,7 +178,7 @@ test_rmmod_while_draining() {
 	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while detached units were held open"
 	kill -TERM "$p1"
 	bg_wait hold1 10
-	sleep 1
+	nap 1
 	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while unit 3 was held open"
 	kill -TERM "$p3"
 	bg_wait hold3 10
