@@ -144,7 +144,10 @@ bg_wait() {
 		fi
 		nap 0.1
 	done
-	wait "$pid" 2>/dev/null
+	local st=0
+	wait "$pid" 2>/dev/null || st=$?
+	[ $st -eq 0 ] || log "$1 (pid $pid) exited with status $st$( ((st > 128)) && echo " (signal $((st - 128)))")"
+	return $st
 }
 
 # out_has NAME REGEX: NAME's output matches REGEX.
@@ -179,7 +182,7 @@ klog_since() {
 }
 
 # klog_has MARK TEXT: the kernel log after MARK has a line containing TEXT.
-klog_has() { klog_since "$1" | grep -qF -- "$2"; }
+klog_has() { klog_since "$1" | grep -F -- "$2" >/dev/null; }
 
 # taint_letters MASK: the taint flags of MASK as letters.
 taint_letters() {

@@ -90,15 +90,10 @@ test_0001() {
 
 test_0002() {
 	local i
-	for i in 0 1 2 3; do
-		bg_start reader$i sh -c "while :; do cat ${DEV}$i >/dev/null 2>&1; sleep 0.05; done"
-	done
-	for i in 0 1; do
-		bg_start writer$i sh -c "while :; do yes 2>/dev/null | dd of=${DEV}$i bs=512 conv=nocreat status=none 2>/dev/null; sleep 0.05; done"
-	done
 	bg_start poller python3 -c "
 import os, selectors, signal, sys, time
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+print('ready', flush=True)
 while True:
     sel = selectors.DefaultSelector()
     fds = []
@@ -127,6 +122,18 @@ while True:
         os.close(fd)
     sel.close()
 "
+	# The poller exits 0 on SIGTERM once its handler is set, and a SIGTERM
+	# that comes first kills it (status 143). Python starts slowly in the
+	# debug guest (`python3 -c 'print()'` took 18 s alone), and much more
+	# slowly at nice 10 among the other clients: they start once it is
+	# ready.
+	wait_out poller '^ready$' 120
+	for i in 0 1 2 3; do
+		bg_start reader$i sh -c "while :; do cat ${DEV}$i >/dev/null 2>&1; sleep 0.05; done"
+	done
+	for i in 0 1; do
+		bg_start writer$i sh -c "while :; do yes 2>/dev/null | dd of=${DEV}$i bs=512 conv=nocreat status=none 2>/dev/null; sleep 0.05; done"
+	done
 	bg_start holder sh -c "while :; do $SDTOOL hold ${DEV}3 & p=\$!; sleep 1; kill -TERM \$p; wait \$p; done >/dev/null 2>&1"
 	cycle "$1" "capacity=512"
 	kill -TERM -- "-$(bg_pid holder)" "-$(bg_pid poller)" 2>/dev/null || true
