@@ -47,12 +47,11 @@ fail() {
 TIMEOUT_SCALE=${SAFEDETACH_TIMEOUT_SCALE:-1}
 [[ $TIMEOUT_SCALE =~ ^[1-9][0-9]*$ ]] || TIMEOUT_SCALE=1
 
-# nap SECS: sleep without starting a process. In the debug guest every
-# fork and exec costs about 0.4 s of emulated CPU time (KASAN, lockdep and
-# kmemleak on every page-table copy and mapping, under TCG), and the
-# polling loops below run for minutes: with sleep(1) they took a vCPU's
-# share from what they wait for. read's timeout on a pipe that nobody
-# writes to sleeps in the shell itself.
+# nap SECS: sleep without starting a process. In the debug guest (KASAN,
+# lockdep, kmemleak, under TCG) one fork and exec of /bin/true takes about
+# 0.35 s, and the polling loops below run for minutes: with sleep(1) they
+# took CPU time from what they wait for. read's timeout on a pipe that
+# nobody writes to sleeps in the shell itself.
 exec {NAP_FD}<> <(:)
 nap() { read -rt "$1" -u "$NAP_FD" _ || true; }
 
