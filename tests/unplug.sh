@@ -316,6 +316,10 @@ test_storm() {
 	done
 }
 
+# fds_on PID PATH N: process PID has exactly N descriptors open on PATH.
+# (A function, so that wait_until looks again at every poll.)
+fds_on() { [ "$(ls -l "/proc/$1/fd" 2>/dev/null | grep -c -- " $2\$")" = "$3" ]; }
+
 # mount_debugfs: debugfs at /sys/kernel/debug (run_tests.sh mounts it too).
 mount_debugfs() {
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
@@ -362,8 +366,7 @@ test_status() {
 	pc=$(bg_pid cat1)
 	bg_start sh2 sh -c "exec 3<${DEV}2 4<${DEV}2; exec sleep 1000"
 	ph=$(bg_pid sh2)
-	wait_until 120 "sh (pid $ph) to sleep with unit 2 open twice" \
-		test "$(ls -l /proc/$ph/fd 2>/dev/null | grep -c "${DEV}2")" = 2
+	wait_until 120 "sh (pid $ph) to sleep with unit 2 open twice" fds_on "$ph" ${DEV}2 2
 	bg_start hold3 "$SDTOOL" hold ${DEV}3
 	wait_out hold3 holding 120
 	p3=$(bg_pid hold3)
