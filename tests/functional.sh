@@ -71,7 +71,7 @@ test_invalid_params() {
 		*)
 			# kmod reports EINVAL from init as "Invalid parameters".
 			echo "$out" | grep -Eq "Invalid (argument|parameters)" || fail "insmod $p: $out"
-			klog_since "$mark" | grep "safedetach: invalid ${p%%=*}=" >/dev/null ||
+			klog_since "$mark" | grep -q "safedetach: invalid ${p%%=*}=" ||
 				fail "no log line for $p" ;;
 		esac
 		[ ! -e ${DEV}0 ] || fail "${DEV}0 exists after a failed load"
@@ -219,7 +219,7 @@ test_unload_idle() {
 	load
 	mark=$(klog_mark)
 	unload
-	klog_since "$mark" | grep "safedetach: unloaded: drain [0-9]* us, tail [0-9]* us" >/dev/null ||
+	klog_since "$mark" | grep -q "safedetach: unloaded: drain [0-9]* us, tail [0-9]* us" ||
 		fail "no unload summary in the kernel log"
 }
 

@@ -174,14 +174,19 @@ klog_mark() {
 }
 
 # klog_since MARK: the kernel log lines after the line that ends with MARK;
-# status 3 if MARK is not in the log (any more).
+# status 3 if MARK is not in the log (any more). A reader may stop early
+# (grep -q): the SIGPIPE that then ends the writer is not a failure, which
+# pipefail and errexit would otherwise make it.
 klog_since() {
+	local st=0
 	dmesg | awk -v m="$1" 'seen { print } !seen && index($0, m) { seen = 1 }
-		END { exit seen ? 0 : 3 }'
+		END { exit seen ? 0 : 3 }' || st=$?
+	[ $st -eq 141 ] && st=0
+	return $st
 }
 
 # klog_has MARK TEXT: the kernel log after MARK has a line containing TEXT.
-klog_has() { klog_since "$1" | grep -F -- "$2" >/dev/null; }
+klog_has() { klog_since "$1" | grep -qF -- "$2"; }
 
 # taint_letters MASK: the taint flags of MASK as letters.
 taint_letters() {

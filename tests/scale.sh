@@ -13,15 +13,11 @@ set -uo pipefail
 NAMED_HOLDERS=8
 
 # first_report MARK UNIT: the lines of UNIT's first drain report after MARK.
-# (Reads the whole log: a reader that exits early would kill the writer
-# with SIGPIPE, which pipefail turns into a failure, in a case that runs
-# under errexit.)
 first_report() {
 	klog_since "$1" | awk -v u="$2: " '
-		done { next }
 		!n && index($0, u "unload waiting") { n = 1; print; next }
 		n && index($0, u "held open by") { print; next }
-		n { done = 1 }'
+		n { exit }'
 }
 
 # Holds N files of unit 0 open from PROCS processes, unloads, checks the
@@ -63,12 +59,12 @@ many_holders() {
 		fail "$named processes named with $per files each"
 	if [ "$procs" -gt $NAMED_HOLDERS ]; then
 		rest=$(((procs - NAMED_HOLDERS) * per))
-		first_report "$mark" safedetach0 | grep "held open by other processes: $rest more file(s)" >/dev/null ||
+		first_report "$mark" safedetach0 | grep -q "held open by other processes: $rest more file(s)" ||
 			fail "the other $rest files are not counted"
 	fi
 	for i in $(seq 1 "$procs"); do
 		pid=$(bg_pid many$i)
-		first_report "$mark" safedetach0 | grep "held open by pid $pid (sdtool)" >/dev/null ||
+		first_report "$mark" safedetach0 | grep -q "held open by pid $pid (sdtool)" ||
 			[ "$i" -gt $NAMED_HOLDERS ] || [ "$procs" -gt $NAMED_HOLDERS ] ||
 			fail "holder $pid is not named"
 	done
@@ -164,7 +160,7 @@ test_uffd_stuck_reader() {
 	expect_out reader1 '^read: ENODEV$'
 	wait_until 60 "the stuck call to be reported" klog_has "$mark" \
 		"safedetach0: unload waiting" || return 1
-	klog_since "$mark" | grep "safedetach0: unload waiting .*1 call(s) in flight" >/dev/null ||
+	klog_since "$mark" | grep -q "safedetach0: unload waiting .*1 call(s) in flight" ||
 		fail "the stuck copy is not reported as a call in flight"
 	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while a call was in flight"
 	task_blocked "$pid" handle_userfault || fail "the reader left the fault before it was served"

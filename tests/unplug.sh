@@ -150,7 +150,7 @@ test_idle_holder() {
 	printf 'again' >${DEV}2
 	[ "$(dd if=${DEV}2 bs=5 count=1 status=none)" = again ] || fail "the new unit 2 does not work"
 	[ "$(attr 2 open_files)" = 0 ] || fail "open_files of the new unit 2: $(attr 2 open_files)"
-	klog_since "$mark" | grep 'safedetach2: drained after' >/dev/null ||
+	klog_since "$mark" | grep -q 'safedetach2: drained after' ||
 		fail "the drain of unit 2 did not report that it waited"
 	unload
 }
