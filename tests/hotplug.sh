@@ -90,7 +90,7 @@ test_count_on_offline_cpu() {
 	mark=$(klog_mark "offline holder")
 	rmmod_bg
 	wait_until 60 "the log to name pid $pid" klog_has "$mark" "safedetach2: held open by pid $pid (sdtool)"
-	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while a file opened on an offline CPU was open"
+	bg_running rmmod || fail "rmmod returned while a file opened on an offline CPU was open"
 	kill -USR1 "$pid"
 	wait_out hold '^read: ENODEV$' 120
 	kill -TERM "$pid"
@@ -118,7 +118,7 @@ test_hotplug_during_drain() {
 	rmmod_bg
 	wait_until 30 "rmmod to wait for the holder" task_blocked "$(bg_pid rmmod)" "$NR_delete_module"
 	toggle_cpus 3
-	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while a file was open"
+	bg_running rmmod || fail "rmmod returned while a file was open"
 	kill -TERM "$pid"
 	bg_wait hold 10
 	bg_wait rmmod "$UNLOAD_TIMEOUT" || fail "rmmod did not return after the holder closed"

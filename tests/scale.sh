@@ -68,7 +68,7 @@ many_holders() {
 			[ "$i" -gt $NAMED_HOLDERS ] || [ "$procs" -gt $NAMED_HOLDERS ] ||
 			fail "holder $pid is not named"
 	done
-	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while $n files were open"
+	bg_running rmmod || fail "rmmod returned while $n files were open"
 	for i in $(seq 1 "$procs"); do
 		kill -TERM "$(bg_pid many$i)"
 	done
@@ -162,7 +162,7 @@ test_uffd_stuck_reader() {
 		"safedetach0: unload waiting" || return 1
 	klog_since "$mark" | grep -q "safedetach0: unload waiting .*1 call(s) in flight" ||
 		fail "the stuck copy is not reported as a call in flight"
-	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while a call was in flight"
+	bg_running rmmod || fail "rmmod returned while a call was in flight"
 	task_blocked "$pid" handle_userfault || fail "the reader left the fault before it was served"
 	kill -USR1 "$pid"
 	wait_until 30 "the fault to be served" out_has uffd 'fault served' ||

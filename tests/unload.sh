@@ -17,7 +17,7 @@ test_tail_f() {
 	# tail reads to the end, then blocks in read() of the empty unit.
 	wait_blocked tail $NR_read
 	unload
-	wait_until 20 "tail -f to exit" sh -c "! kill -0 $(bg_pid tail) 2>/dev/null"
+	wait_until 20 "tail -f to exit" bg_exited tail
 	! bg_wait tail 1 || fail "tail -f exited with status 0"
 	expect_out tail 'No such device'
 }
@@ -60,7 +60,7 @@ except OSError as e:
 # holder_named_or_rmmod_gone MARK TEXT: the log names the holder, or the
 # background rmmod is no longer running.
 holder_named_or_rmmod_gone() {
-	klog_has "$1" "$2" || ! kill -0 "$(bg_pid rmmod)" 2>/dev/null
+	klog_has "$1" "$2" || bg_exited rmmod
 }
 
 test_holder_named() {
@@ -75,7 +75,7 @@ test_holder_named() {
 	# at once instead: watch for both, so that the case says which.
 	wait_until 60 "the log to name pid $pid, or rmmod to return" \
 		holder_named_or_rmmod_gone "$mark" "safedetach1: held open by pid $pid (sdtool)"
-	kill -0 "$(bg_pid rmmod)" 2>/dev/null || { fail "rmmod returned while a file was open"; return 1; }
+	bg_running rmmod || { fail "rmmod returned while a file was open"; return 1; }
 	[ ! -e ${DEV}1 ] || fail "${DEV}1 still exists while unloading"
 	# Operations on the open file fail at once.
 	kill -USR1 "$pid"
@@ -101,7 +101,7 @@ test_hammered_holder() {
 	rmmod_bg
 	wait_out hammer 'unit closing' 120
 	wait_until 60 "the log to name pid $pid" klog_has "$mark" "safedetach0: held open by pid $pid (sdtool)"
-	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while the hammer held its file"
+	bg_running rmmod || fail "rmmod returned while the hammer held its file"
 	bg_wait hammer 30
 	expect_out hammer '^closing, module loaded$'
 	expect_out hammer 'hammer: [0-9]+ calls, [1-9][0-9]* ENODEV'
@@ -204,13 +204,13 @@ test_concurrent_rmmod() {
 	one_running() {
 		local n=0 i
 		for i in 1 2 3 4; do
-			kill -0 "$(bg_pid rmmod$i)" 2>/dev/null && n=$((n + 1))
+			bg_running rmmod$i && n=$((n + 1))
 		done
 		[ $n -eq 1 ]
 	}
 	wait_until 30 "three of four rmmods to fail" one_running
 	for i in 1 2 3 4; do
-		kill -0 "$(bg_pid rmmod$i)" 2>/dev/null && running=rmmod$i
+		bg_running rmmod$i && running=rmmod$i
 	done
 	wait_blocked "$running" "$NR_delete_module"
 	kill -TERM "$(bg_pid hold)"

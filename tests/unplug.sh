@@ -82,7 +82,7 @@ test_detach_under_load() {
 	mark=$(klog_mark "detach under load")
 	ms=$(timed_detach 0)
 	for i in 1 2 3; do
-		kill -0 "$(bg_pid seq$i)" 2>/dev/null ||
+		bg_running seq$i ||
 			fail "the records of unit $i were all through before the detach: make them more"
 	done
 	log "detach of the busy unit 0 returned after $ms ms ($(klog_since "$mark" | grep -o 'detached in [0-9]* us'))"
@@ -175,11 +175,11 @@ test_rmmod_while_draining() {
 	wait_until 60 "the log to name pid $p3" klog_has "$mark" "safedetach3: held open by pid $p3 (sdtool)"
 	klog_has "$mark" "unloading: closing 2 units" || fail "rmmod did not detach the 2 live units"
 	[ -z "$(units)" ] || fail "units still published during rmmod: $(units)"
-	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while detached units were held open"
+	bg_running rmmod || fail "rmmod returned while detached units were held open"
 	kill -TERM "$p1"
 	bg_wait hold1 10
 	nap 1
-	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while unit 3 was held open"
+	bg_running rmmod || fail "rmmod returned while unit 3 was held open"
 	kill -TERM "$p3"
 	bg_wait hold3 10
 	rmmod_done
@@ -464,7 +464,7 @@ except OSError as e:
 	rmmod_bg
 	expect_status "the unload's drain of unit 0" "safedetach0 draining open_files=1 in_flight=0
   held open by pid $ph (sdtool), 1 file(s)"
-	kill -0 "$(bg_pid rmmod)" || fail "rmmod returned while unit 0 was held open"
+	bg_running rmmod || fail "rmmod returned while unit 0 was held open"
 	kill -TERM "$ph"
 	bg_wait hold0 10
 	rmmod_done
