@@ -355,10 +355,13 @@ impl<T> Gate<T> {
     /// Closes the gate: every entrance that starts after this returns fails.
     ///
     /// Passes already granted stay valid until they are dropped. May sleep.
-    pub(crate) fn close(&self) {
+    /// Returns how long its two costly steps took (zero if the gate was
+    /// closed already), for the owner's log.
+    pub(crate) fn close(&self) -> CloseTimes {
         if self.closing.swap(true, Ordering::SeqCst) {
-            return;
+            return CloseTimes::default();
         }
+        let start = diag::ktime_ns();
         // Send every pass of the module to the slow path, which loads
         // `closing`; the gate's drop gives the key back (see "Static
         // branch" in the module documentation).
@@ -367,9 +370,14 @@ impl<T> Gate<T> {
         if !variant::NO_KEY {
             static_key::inc();
         }
+        let keyed = diag::ktime_ns();
         // Make every CPU see `closing` and the key before anything is
         // counted (see "Close" in the module documentation).
         mb_on_each_cpu();
+        CloseTimes {
+            key_ns: keyed - start,
+            barrier_ns: diag::ktime_ns() - keyed,
+        }
     }
 
     /// Returns the state for the owner to wake up sleepers after closing.
@@ -557,6 +565,17 @@ fn sum(counter: &PerCpuCounter) -> u64 {
     } else {
         counter.sum()
     }
+}
+
+/// How long the two costly steps of [`Gate::close`] took.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CloseTimes {
+    /// Enabling the static key: with jump labels, the first enable patches
+    /// every NOP of the module (`text_poke_bp()`, a round of IPIs on every
+    /// CPU per phase).
+    pub(crate) key_ns: i64,
+    /// `mb_on_each_cpu()`.
+    pub(crate) barrier_ns: i64,
 }
 
 #[pinned_drop]

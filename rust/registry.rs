@@ -26,7 +26,7 @@ use crate::abstractions::chrdev::{Cdev, Class, DeviceNode, Region};
 use crate::abstractions::completion::Completion;
 use crate::abstractions::debugfs::{SeqFile, Status};
 use crate::abstractions::{diag, sysfs};
-use crate::{fops::FOPS, gate, Unit, MAX_UNITS};
+use crate::{fops::FOPS, gate, gate::CloseTimes, Unit, MAX_UNITS};
 use core::ptr::NonNull;
 use kernel::{
     c_str, fmt, new_mutex,
@@ -232,7 +232,7 @@ impl Slot {
     fn unplug(mut self) -> (Pin<KBox<Unit>>, UnplugTimes) {
         let start = diag::ktime_ns();
         // 1. Close the gate: from now on every operation fails with ENODEV.
-        self.unit.as_ref().gate().close();
+        let close = self.unit.as_ref().gate().close();
         let closed = diag::ktime_ns();
         // 2. Unpublish: the /dev node and the sysfs directory go (their
         //    callbacks in progress return first), the device number is
@@ -245,6 +245,7 @@ impl Slot {
         self.unit.as_ref().wake();
         let times = UnplugTimes {
             close_ns: closed - start,
+            close,
             unpublish_ns: unpublished - closed,
             wake_ns: diag::ktime_ns() - unpublished,
         };
@@ -255,6 +256,8 @@ impl Slot {
 /// How long each step of [`Slot::unplug`] took, for a detach's log line.
 struct UnplugTimes {
     close_ns: i64,
+    /// Of `close_ns`: the static key and the barrier.
+    close: CloseTimes,
     unpublish_ns: i64,
     wake_ns: i64,
 }
@@ -379,11 +382,13 @@ impl Registry {
         let times = self.retire(slot);
         drop(table);
         pr_info!(
-            "safedetach{}: detached in {} us (lock {} us, close {} us, unpublish {} us, wake {} us)\n",
+            "safedetach{}: detached in {} us (lock {} us, close {} us (key {} us, barrier {} us), unpublish {} us, wake {} us)\n",
             index,
             (diag::ktime_ns() - start) / 1000,
             (locked - start) / 1000,
             times.close_ns / 1000,
+            times.close.key_ns / 1000,
+            times.close.barrier_ns / 1000,
             times.unpublish_ns / 1000,
             times.wake_ns / 1000
         );

@@ -247,8 +247,9 @@ for run in $(seq "$unplug_runs"); do
 	sdunplug:*) ;;
 	*) echo "bench-guest: sdunplug failed: $line" >&2; exit 1 ;;
 	esac
-	# "detached in N us (lock N us, close N us, unpublish N us, wake N us)"
-	steps=$(klog_since "$mark" | sed -n 's/.*safedetach0: detached in \([0-9]*\) us (lock \([0-9]*\) us, close \([0-9]*\) us, unpublish \([0-9]*\) us, wake \([0-9]*\) us).*/kernel_us=\1 lock_us=\2 close_us=\3 unpublish_us=\4 wake_us=\5/p' | head -n1)
+	# "detached in N us (lock N us, close N us (key N us, barrier N us),
+	# unpublish N us, wake N us)"
+	steps=$(klog_since "$mark" | sed -n 's/.*safedetach0: detached in \([0-9]*\) us (lock \([0-9]*\) us, close \([0-9]*\) us (key \([0-9]*\) us, barrier \([0-9]*\) us), unpublish \([0-9]*\) us, wake \([0-9]*\) us).*/kernel_us=\1 lock_us=\2 close_us=\3 key_us=\4 barrier_us=\5 unpublish_us=\6 wake_us=\7/p' | head -n1)
 	[ -n "$steps" ] || { echo "bench-guest: no 'detached in' line in the kernel log" >&2; exit 1; }
 	kus=${steps#kernel_us=}; kus=${kus%% *}
 	record "unplug run=$run ${line#sdunplug: } $steps"

@@ -178,7 +178,7 @@ def unplug_stats(unplug):
     for r in unplug:
         out["detach"].append(int(r["detach_us"]) / 1000)
         out["kernel"].append(int(r["kernel_us"]) / 1000)
-        for f in ("lock", "close", "unpublish", "wake"):
+        for f in ("lock", "close", "key", "barrier", "unpublish", "wake"):
             if f + "_us" in r:  # results from before the steps were logged lack them
                 out[f].append(int(r[f + "_us"]) / 1000)
         out["closed"].append(int(r["closed_us"]) / 1000)
@@ -432,6 +432,8 @@ def tables(comments, static, micro, native, rw, unload, units, unplug):
         rows += [[f"  of which {what}, ms", mmm(d[f])] for f, what in (
             ("lock", "waiting for the table's lock"),
             ("close", "close (closing, static key, mb_on_each_cpu)"),
+            ("key", "close: enabling the static key"),
+            ("barrier", "close: mb_on_each_cpu()"),
             ("unpublish", "unpublish (device node, sysfs, cdev)"),
             ("wake", "wake (sleepers, pollers)")) if f in d]
         rows += [
