@@ -39,6 +39,9 @@
 #             the micro-benchmark's sweep; must include 2. A guest with
 #             more vCPUs than the host has CPUs is oversubscribed (its
 #             vCPUs take turns on the host's CPUs), and the report says so.
+#   BENCH_PHASES="micro rw unload units unplug"  the parts run at 2 vCPUs
+#             (scripts/bench-guest.sh); with BENCH_CPUS=2, for example
+#             BENCH_PHASES=unplug measures the detach under load alone.
 #
 # The guest's other settings can be changed through the BENCH_* variables
 # that scripts/bench-guest.sh documents. Under TCG every instruction is
@@ -249,8 +252,8 @@ sampler=$!
 trap 'kill $sampler 2>/dev/null || true' EXIT
 for n in $SWEEP; do
 	if [ "$n" = "$CPUS" ]; then
-		phases="micro rw unload units unplug"
-		what="everything (about 5 minutes)"
+		phases=${BENCH_PHASES:-micro rw unload units unplug}
+		what="$phases"
 	else
 		phases=micro
 		what="the micro-benchmark (about 1 minute)"

@@ -181,6 +181,23 @@ if [ "$want_kvm" = 1 ]; then
 	fi
 fi
 
+# SAFEDETACH_TCG_THREAD=single: every vCPU on one host thread (QEMU's
+# -accel tcg,thread=single) instead of a thread per vCPU (MTTCG, QEMU's
+# default here). Under MTTCG, QEMU 7.2 ran stale code after the kernel
+# patched a static branch (an "Oops: int3" at a patched site, see
+# Documentation/testing.rst, "Kernel flavours"); one thread cannot race
+# its own translations against another vCPU's writes.
+case ${SAFEDETACH_TCG_THREAD:-multi} in
+multi) ;;
+single)
+	[ "$accel_name" = TCG ] || fail "SAFEDETACH_TCG_THREAD=single needs TCG"
+	# (arm64 passes its own -accel below.)
+	[ "$SAFEDETACH_ARCH" = arm64 ] || guest+=("--qemu-opts=-accel tcg,thread=single")
+	accel_name="TCG, one thread"
+	;;
+*) fail "SAFEDETACH_TCG_THREAD must be multi or single, not '$SAFEDETACH_TCG_THREAD'" ;;
+esac
+
 if [ -z "$log" ]; then
 	log=$SAFEDETACH_CACHE/logs/vm-$(date +%Y%m%d-%H%M%S)-$$.log
 fi
@@ -244,7 +261,7 @@ kargs="root=/dev/root oops=panic kasan_multi_shot${arch_kargs:+ ${arch_kargs[*]}
 # host path (the root is read-only in the guest, which cannot make them):
 # the directories this run makes are removed again by cleanup.
 if [ "$SAFEDETACH_ARCH" = arm64 ]; then
-	guest+=("--qemu-opts=-cpu max -accel tcg,thread=multi")
+	guest+=("--qemu-opts=-cpu max -accel tcg,thread=${SAFEDETACH_TCG_THREAD:-multi}")
 	for dir in "$SAFEDETACH_TOP" "$kdir" "$rundir" "${rwdirs[@]}"; do
 		missing=()
 		sub=$rootfs$dir
