@@ -27,6 +27,8 @@
 #
 # Usage: scripts/teeth.sh [VARIANT...]   (default: every variant)
 #   VM_CPUS=N   the guest's vCPUs (default 2)
+#   TEETH_SCRIPTS="a.sh ..."   only the teeth (and their controls) whose
+#               case is in these scripts
 set -uo pipefail
 . "$(dirname -- "$0")/env.sh"
 cd "$SAFEDETACH_TOP"
@@ -67,8 +69,13 @@ if [ $# -gt 0 ]; then
 fi
 selected=()
 for t in "${TEETH[@]}"; do
-	[[ " ${variants[*]} " == *" ${t%%|*} "* ]] && selected+=("$t")
+	[[ " ${variants[*]} " == *" ${t%%|*} "* ]] || continue
+	script=${t#*|}
+	script=${script%%|*}
+	[ -z "${TEETH_SCRIPTS:-}" ] || [[ " $TEETH_SCRIPTS " == *" $script "* ]] || continue
+	selected+=("$t")
 done
+[ ${#selected[@]} -gt 0 ] || die "no tooth of '${variants[*]}' in scripts '${TEETH_SCRIPTS:-}'"
 
 "$SAFEDETACH_TOP/scripts/setup.sh" || die "setup failed"
 make -s -C tests || die "building tests/sdtool failed"
