@@ -243,13 +243,8 @@ cat >"$rundir/guest.sh" <<'EOF'
 R=$(dirname -- "$0")
 fifos=$(mktemp -d /tmp/vm-run.XXXXXX)
 mkfifo "$fifos/out" "$fifos/err"
-# tee writes to its standard output (the console) before its file: a
-# console flooded by kernel messages (a stream of KASAN reports, 40,000
-# lines in 23 s) kept a failing case's reason out of the file until the
-# guest panicked. Through a pipe, the console can fall behind by 64 KiB
-# without holding up the file.
-tee -a "$R/stdout" <"$fifos/out" | cat &
-tee -a "$R/stderr" <"$fifos/err" | cat >&2 &
+tee -a "$R/stdout" <"$fifos/out" &
+tee -a "$R/stderr" <"$fifos/err" >&2 &
 echo "vm-run: guest: starting command" >/dev/kmsg 2>/dev/null
 st=0
 ( . "$R/cmd" && exec "$@" ) </dev/null >"$fifos/out" 2>"$fifos/err" || st=$?
