@@ -32,9 +32,15 @@ fi
 # log MSG...: a KTAP diagnostic line.
 log() { echo "# $*"; }
 
-# fail MSG...: print why the current case fails, and fail it.
+# fail MSG...: print why the current case fails, and fail it. The reason
+# also goes to the kernel log, in order with the kernel's own reports: a
+# broken build can flood the console with KASAN reports and panic before
+# the case's output reaches the host (make check-teeth, no_drain: nothing
+# after the case's first line in three runs), and a panic prints what the
+# log holds.
 fail() {
 	log "FAIL: $*"
+	echo "safedetach-selftest: FAIL: $*" >/dev/kmsg 2>/dev/null || true
 	return 1
 }
 
