@@ -37,7 +37,7 @@ VM_CPUS=${VM_CPUS:-2}
 
 # variant|script|case (regex on the description)|reason (regex)
 TEETH=(
-	"no_drain|unload.sh|^rmmod waits for an idle holder|rmmod returned while a file was open"
+	"no_drain|unload.sh|^rmmod waits for an idle holder|rmmod returned while a file was open|the module's exit returned while a file was open"
 	"no_drain|stress.sh|^stress 0001|KASAN: [a-z-]+ in .*(fops|fifo|Fifo|gate|Gate)|unable to handle page fault"
 	"no_drain|clients.sh|^python3 clients that retry|expected /\^module loaded\\\$/|KASAN: [a-z-]+ in .*(fops|fifo|Fifo|gate|Gate)|unable to handle page fault"
 	"no_wake|unload.sh|^blocked reader, writer|rmmod did not return 0 within"

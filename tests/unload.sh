@@ -58,20 +58,21 @@ except OSError as e:
 }
 
 # holder_named_or_rmmod_gone MARK TEXT: the background rmmod is no longer
-# running, or the log names the holder. rmmod is looked at first and at
-# every poll (builtins), the log (dmesg and awk: about a second in the debug
-# guest) at most once a second. A broken rmmod that returns at once must be
-# seen, and the case fail with its reason, before what it freed is used:
-# with the no_drain variant the first cdev's delayed release
-# (DEBUG_KOBJECT_RELEASE, 1 to 4 s later) starts a stream of KASAN reports
-# 0.8 s after rmmod returned, and the guest printed nothing more before it
-# panicked 14 s later.
+# running, or the log names the holder, or the module's exit has returned
+# (its "unloaded:" line). rmmod is looked at first and at every poll
+# (builtins), the log (dmesg and awk: about a second in the debug guest) at
+# most once a second. A broken unload must be seen, and the case fail with
+# its reason, before what it freed is used: with the no_drain variant the
+# first cdev's delayed release (DEBUG_KOBJECT_RELEASE, 1 to 4 s later)
+# starts a stream of KASAN reports 0.8 s after the module's exit returned,
+# and in three runs the rmmod process had not returned 12 s later, when
+# the guest panicked.
 klog_polled=0
 holder_named_or_rmmod_gone() {
 	bg_exited rmmod && return 0
 	[ $SECONDS -gt $klog_polled ] || return 1
 	klog_polled=$SECONDS
-	klog_has "$1" "$2"
+	klog_has "$1" "$2"$'\n'"safedetach: unloaded:"
 }
 
 test_holder_named() {
@@ -87,6 +88,8 @@ test_holder_named() {
 	wait_until 60 "the log to name pid $pid, or rmmod to return" \
 		holder_named_or_rmmod_gone "$mark" "safedetach1: held open by pid $pid (sdtool)"
 	bg_running rmmod || { fail "rmmod returned while a file was open"; return 1; }
+	! klog_has "$mark" "safedetach: unloaded:" ||
+		{ fail "the module's exit returned while a file was open ('unloaded:' in the log)"; return 1; }
 	[ ! -e ${DEV}1 ] || fail "${DEV}1 still exists while unloading"
 	# Operations on the open file fail at once.
 	kill -USR1 "$pid"
