@@ -34,10 +34,9 @@ log() { echo "# $*"; }
 
 # fail MSG...: print why the current case fails, and fail it. The reason
 # also goes to the kernel log, in order with the kernel's own reports: a
-# broken build can flood the console with KASAN reports and panic before
-# the case's output reaches the host (make check-teeth, no_drain: nothing
-# after the case's first line in three runs), and a panic prints what the
-# log holds.
+# broken build can panic the guest right after a case fails, before the
+# case's output has reached the host, and the console shows what the log
+# holds up to the panic (make check-teeth reads the reason from either).
 fail() {
 	log "FAIL: $*"
 	echo "safedetach-selftest: FAIL: $*" >/dev/kmsg 2>/dev/null || true
