@@ -183,10 +183,10 @@ fi
 
 # SAFEDETACH_TCG_THREAD=single: every vCPU on one host thread (QEMU's
 # -accel tcg,thread=single) instead of a thread per vCPU (MTTCG, QEMU's
-# default here). Under MTTCG, QEMU 7.2 ran stale code after the kernel
-# patched a static branch (an "Oops: int3" at a patched site, see
-# Documentation/testing.rst, "Kernel flavours"); one thread cannot race
-# its own translations against another vCPU's writes.
+# default here). Under MTTCG, patching a static branch crashed the bench
+# guest with "Oops: int3" at the patched site in 3 of 3 runs, and not in 7
+# runs with one thread; whether QEMU or the guest is at fault is not known
+# (Documentation/testing.rst, "Kernel flavours").
 case ${SAFEDETACH_TCG_THREAD:-multi} in
 multi) ;;
 single)

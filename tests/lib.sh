@@ -133,7 +133,11 @@ bg_start() {
 	echo $! >"$WORK/$name.pid"
 }
 
-bg_pid() { cat "$WORK/$1.pid"; }
+bg_pid() {
+	local pid
+	read -r pid <"$WORK/$1.pid"
+	echo "$pid"
+}
 
 # proc_state PID: set STATE to PID's state letter (R, S, D, Z, ...), or to
 # nothing if PID is gone. Builtins only (polled; a fork costs about 0.4 s in

@@ -83,9 +83,9 @@ test_holder_named() {
 	pid=$(bg_pid hold)
 	mark=$(klog_mark "idle holder")
 	rmmod_bg
-	# The drain reports after 1 s, then every 5 s. A broken rmmod returns
-	# at once instead: watch for both, so that the case says which.
-	wait_until 60 "the log to name pid $pid, or rmmod to return" \
+	# The drain reports after 1 s, then every 5 s. A broken unload returns
+	# at once instead: watch for all three, so that the case says which.
+	wait_until 60 "the log to name pid $pid, or the unload to return" \
 		holder_named_or_rmmod_gone "$mark" "safedetach1: held open by pid $pid (sdtool)"
 	bg_running rmmod || { fail "rmmod returned while a file was open"; return 1; }
 	! klog_has "$mark" "safedetach: unloaded:" ||
