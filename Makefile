@@ -14,6 +14,8 @@
 #   make check-teeth  prove the tests catch deliberately broken builds
 #   make bench        benchmarks in a VM (a kernel without KASAN/lockdep);
 #                     BENCH_CPUS="1 2 4 8": the vCPU counts of the sweep
+#   make jump-probe   does this QEMU patch static keys safely under each TCG
+#                     threading mode? (a C module, no safedetach code)
 #   make rust-analyzer   write rust-project.json for editors
 #   make rustfmt      format rust/ with the kernel's .rustfmt.toml
 #   make rustfmtcheck    check that rust/ is formatted
@@ -83,4 +85,7 @@ BENCH_CPUS ?= 1 2 4 8
 bench:
 	BENCH_CPUS="$(BENCH_CPUS)" scripts/bench.sh
 
-.PHONY: all modules clean rust-analyzer rustfmt rustfmtcheck setup demo check check-teeth bench
+jump-probe:
+	scripts/jump-probe.sh
+
+.PHONY: all modules clean rust-analyzer rustfmt rustfmtcheck setup demo check check-teeth bench jump-probe

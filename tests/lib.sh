@@ -60,18 +60,30 @@ TIMEOUT_SCALE=${SAFEDETACH_TIMEOUT_SCALE:-1}
 exec {NAP_FD}<> <(:)
 nap() { read -rt "$1" -u "$NAP_FD" _ || true; }
 
-# wait_until TIMEOUT WHAT CMD...: poll CMD every 0.1 s; fail after TIMEOUT s
-# (times TIMEOUT_SCALE).
+# now_us: set NOW_US to the time in microseconds (EPOCHREALTIME, no fork).
+now_us() { NOW_US=${EPOCHREALTIME/[.,]/}; }
+
+# wait_until TIMEOUT WHAT CMD...: poll CMD until it succeeds; fail after
+# TIMEOUT s (times TIMEOUT_SCALE). Between two polls it sleeps 0.1 s, or
+# twice as long as CMD took if that is longer (at most 2 s): a CMD that
+# starts processes (0.3 to 3 s of vCPU time each in the debug guest: dmesg,
+# grep, sdtool) then keeps at most a third of a vCPU busy, and leaves the
+# rest to what it waits for.
 wait_until() {
-	local timeout=$(($1 * TIMEOUT_SCALE)) what=$2 deadline
+	local timeout=$(($1 * TIMEOUT_SCALE)) what=$2 deadline t0 us frac
 	shift 2
 	deadline=$((SECONDS + timeout))
-	until "$@"; do
+	while now_us; t0=$NOW_US; ! "$@"; do
 		if [ $SECONDS -ge $deadline ]; then
 			fail "timed out after ${timeout}s waiting for $what"
 			return 1
 		fi
-		nap 0.1
+		now_us
+		us=$((2 * (NOW_US - t0)))
+		((us >= 100000)) || us=100000
+		((us <= 2000000)) || us=2000000
+		printf -v frac %06d $((us % 1000000))
+		nap "$((us / 1000000)).$frac"
 	done
 }
 
@@ -187,7 +199,15 @@ bg_wait() {
 }
 
 # out_has NAME REGEX: NAME's output matches REGEX.
-out_has() { grep -Eq -- "$2" "$WORK/$1.out"; }
+# (Builtins: it is polled, by wait_out. Bash's =~ is the same POSIX ERE as
+# grep -E.)
+out_has() {
+	local line
+	while IFS= read -r line || [ -n "$line" ]; do
+		[[ $line =~ $2 ]] && return 0
+	done <"$WORK/$1.out"
+	return 1
+}
 
 # expect_out NAME REGEX: fail, showing the output, unless it matches.
 expect_out() {
@@ -285,24 +305,39 @@ klog_check() {
 	return $((st != 0))
 }
 
-# session_tasks PID: the /proc/PID/task/TID directories of every thread of
-# every process in session PID (bg_start gives each client its own).
-session_tasks() { pgrep -s "$1" | sed 's|.*|/proc/&/task/*|'; }
+# session_tasks PID: set TASKS to the /proc/PID/task/TID directories of
+# every thread of every process in session PID (bg_start gives each client
+# its own). Builtins only: task_blocked is polled, and pgrep alone took 2 to
+# 4 s of vCPU time in the debug guest.
+session_tasks() {
+	local d stat f
+	TASKS=()
+	for d in /proc/[0-9]*; do
+		read -r stat 2>/dev/null <"$d/stat" || continue
+		# After the command name: state, ppid, pgrp, session, ...
+		read -ra f <<<"${stat##*) }"
+		[ "${f[3]}" = "$1" ] && TASKS+=("$d"/task/*)
+	done
+}
 
 # task_blocked PID SYSCALL: PID, or a thread or a process of its session
 # (bg_start gives each client a session of its own), sleeps inside system
 # call SYSCALL (a number, see /proc/PID/syscall) or, if SYSCALL is not a
-# number, in a kernel function matching it (/proc/PID/wchan).
+# number, in a kernel function matching it (/proc/PID/wchan). Builtins only.
 task_blocked() {
-	local pid=$1 want=$2 t state nr
-	for t in $(session_tasks "$pid"); do
-		state=$(sed -E 's/^[0-9]+ \(.*\) ([A-Z]) .*/\1/' "$t/stat" 2>/dev/null) || continue
-		case $state in S | D) ;; *) continue ;; esac
+	local pid=$1 want=$2 t nr
+	session_tasks "$pid"
+	for t in "${TASKS[@]}"; do
+		proc_state "${t#/proc/}"
+		case $STATE in S | D) ;; *) continue ;; esac
+		nr=
 		if [[ $want =~ ^[0-9]+$ ]]; then
-			nr=$(cut -d' ' -f1 "$t/syscall" 2>/dev/null) || continue
+			read -r nr _ 2>/dev/null <"$t/syscall" || continue
 			[ "$nr" = "$want" ] && return 0
 		else
-			grep -Eq -- "$want" "$t/wchan" 2>/dev/null && return 0
+			# wchan has no newline: read fails at its end, having read it.
+			read -r nr 2>/dev/null <"$t/wchan" || [ -n "$nr" ] || continue
+			[[ $nr =~ $want ]] && return 0
 		fi
 	done
 	return 1
@@ -325,7 +360,8 @@ wait_blocked() {
 	pid=$(bg_pid "$1")
 	wait_until 120 "$1 (pid $pid) to block in $2" task_blocked "$pid" "$2" || {
 		local t
-		for t in $(session_tasks "$pid"); do
+		session_tasks "$pid"
+		for t in "${TASKS[@]}"; do
 			log "$1: ${t#/proc/}: state $(cut -d' ' -f3 "$t/stat" 2>/dev/null)," \
 				"wchan $(cat "$t/wchan" 2>/dev/null), syscall $(cut -d' ' -f1 "$t/syscall" 2>/dev/null)"
 		done
@@ -346,26 +382,53 @@ SELECT_WCHAN="do_select|poll_schedule_timeout|core_sys_select"
 # cleanup: kill what a case left running and unload the module.
 cleanup() {
 	local f
+	local pid
 	for f in "$WORK"/*.pid; do
 		[ -e "$f" ] || continue
-		kill -KILL -- "-$(cat "$f")" "$(cat "$f")" 2>/dev/null || true
-		rm -f "$f"
+		read -r pid <"$f"
+		kill -KILL -- "-$pid" "$pid" 2>/dev/null || true
 	done
 	ensure_unloaded
-	rm -f "$WORK"/*.out
+	rm -f "$WORK"/*.pid "$WORK"/*.out
+}
+
+# running COMM: a process named COMM exists (pgrep -x, with builtins).
+running() {
+	local d comm
+	for d in /proc/[0-9]*; do
+		read -r comm 2>/dev/null <"$d/comm" || continue
+		[ "$comm" = "$1" ] && return 0
+	done
+	return 1
 }
 
 # ensure_unloaded: unload the module if it is loaded, waiting up to 2 min.
 ensure_unloaded() {
 	is_loaded || return 0
 	# An rmmod a case started may still be waiting; start one if not.
-	pgrep -x rmmod >/dev/null || { rmmod $MODNAME >/dev/null 2>&1 & }
+	running rmmod || { rmmod $MODNAME >/dev/null 2>&1 & }
 	for _ in $(seq 600); do
 		is_loaded || return 0
 		nap 0.2
 	done
 	log "cleanup: $MODNAME is still loaded"
 }
+
+# guest_usage: set FORKS to the processes started since boot and CPU_CS to
+# the CPU time the guest's vCPUs spent busy, in 1/100 s (all CPUs summed:
+# user, nice, system, irq, softirq, steal; not idle or iowait), from
+# /proc/stat, with builtins.
+guest_usage() {
+	local key a b c d e f g h rest
+	FORKS=0 CPU_CS=0
+	while read -r key a b c d e f g h rest; do
+		case $key in
+		cpu) CPU_CS=$(((a + b + c + f + g + h) * 100 / USER_HZ)) ;;
+		processes) FORKS=$a ;;
+		esac
+	done </proc/stat
+}
+USER_HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 # run_case DESCRIPTION FUNCTION [ARGS...]: run one test case.
 #
@@ -381,16 +444,23 @@ run_case() {
 		ktap_test_skip "$desc (not selected by SAFEDETACH_CASES)"
 		return
 	fi
-	mark=$(klog_mark "$(basename -- "$0") case $CASE_NR begin")
+	mark=$(klog_mark "${0##*/} case $CASE_NR begin")
 	taint=$(tainted)
 	start=$SECONDS
+	guest_usage
+	local forks0=$FORKS cpu0=$CPU_CS
 	log "case: $desc"
 	# errexit only works in a subshell that is not itself tested with ||.
 	( set -e; "$@" )
 	rc=$?
 	cleanup
 	klog_check "$mark" "$taint" || rc=1
-	log "took $((SECONDS - start)) s"
+	guest_usage
+	# What the case cost the guest: the processes it started (in the debug
+	# guest each fork and exec costs 0.3 to 1 s of vCPU time) and the
+	# vCPU time, of the case and of anything else that ran meanwhile.
+	log "took $((SECONDS - start)) s, $((FORKS - forks0)) processes," \
+		"vCPU time $(((CPU_CS - cpu0) / 100)).$(printf %02d $(((CPU_CS - cpu0) % 100))) s"
 	if [ $rc -eq 0 ]; then
 		ktap_test_pass "$desc"
 	else
