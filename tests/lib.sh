@@ -203,6 +203,8 @@ bg_wait() {
 # grep -E.)
 out_has() {
 	local line
+	# bg_start's child creates the file; it may not have run yet.
+	[ -e "$WORK/$1.out" ] || return 1
 	while IFS= read -r line || [ -n "$line" ]; do
 		[[ $line =~ $2 ]] && return 0
 	done <"$WORK/$1.out"
