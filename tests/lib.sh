@@ -383,8 +383,7 @@ SELECT_WCHAN="do_select|poll_schedule_timeout|core_sys_select"
 
 # cleanup: kill what a case left running and unload the module.
 cleanup() {
-	local f
-	local pid
+	local f pid
 	for f in "$WORK"/*.pid; do
 		[ -e "$f" ] || continue
 		read -r pid <"$f"
