@@ -46,12 +46,21 @@ RUSTFMT_FLAGS = --edition 2021 --config-path $(KDIR)/.rustfmt.toml
 
 all: modules
 
-modules:
+# The kernel tree the module was last built against. Kbuild would reuse the
+# objects of another tree with the same version (an M= build's commands name
+# KDIR's headers by relative paths), and their struct module is then the
+# wrong size for it: `make check SAFEDETACH_KERNEL=jump` after a debug build
+# got "insmod: Invalid module format". So a change of tree cleans first.
+.kdir: FORCE
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(KDIR)" ]; then \
+		$(KMAKE) clean >/dev/null; echo "$(KDIR)" >$@; fi
+
+modules: .kdir
 	$(KMAKE) modules
 
 clean:
 	$(KMAKE) clean
-	rm -f rust-project.json
+	rm -f rust-project.json .kdir
 
 rust-analyzer:
 	$(KMAKE) rust-analyzer
@@ -88,4 +97,6 @@ bench:
 jump-probe:
 	scripts/jump-probe.sh
 
-.PHONY: all modules clean rust-analyzer rustfmt rustfmtcheck setup demo check check-teeth bench jump-probe
+FORCE:
+
+.PHONY: all modules clean FORCE rust-analyzer rustfmt rustfmtcheck setup demo check check-teeth bench jump-probe

@@ -99,10 +99,14 @@ run_guest() {
 	return $rc
 }
 
-# build VARIANT: build/VARIANT/safedetach.ko (once).
+# build VARIANT: build/teeth-KERNEL/VARIANT/safedetach.ko (once per kernel
+# tree: a module built for another flavour does not load, or is not the one
+# meant); sets KO to it.
 build() {
-	[ -f "build/$1/safedetach.ko" ] && [ "build/$1/safedetach.ko" -nt rust/gate.rs ] && return 0
-	scripts/build-module.sh "$1" "build/$1" >&2 || die "building the $1 variant failed"
+	local dir=build/teeth-$(kernel_key)/$1
+	KO=$dir/safedetach.ko
+	[ -f "$KO" ] && [ "$KO" -nt rust/gate.rs ] && return 0
+	scripts/build-module.sh "$1" "$dir" >&2 || die "building the $1 variant failed"
 }
 
 results=()
@@ -123,7 +127,7 @@ for c in "${!ctl_cases[@]}"; do
 		ko=safedetach.ko
 	else
 		build "$c"
-		ko=build/$c/safedetach.ko
+		ko=$KO
 	fi
 	rc=0
 	run_guest "control-$c" "$ko" "$scripts" "${ctl_re[$c]}" || rc=$?
@@ -160,7 +164,7 @@ for t in "${selected[@]}"; do
 	build "$v"
 	name=$v-$i
 	rc=0
-	run_guest "$name" "build/$v/safedetach.ko" "$script" "$case" || rc=$?
+	run_guest "$name" "$KO" "$script" "$case" || rc=$?
 	k=$out/$name.ktap
 	log=$out/$name-kernel.log
 	desc=$(grep -E '^# case: ' "$k" | sed 's/^# case: //' | grep -E -- "$case" | head -n1)
