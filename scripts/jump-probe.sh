@@ -38,9 +38,10 @@ cp tools/jump-probe/keyprobe.c tools/jump-probe/Kbuild "$out/module/"
 step "jump-probe: building keyprobe.ko against $kdir"
 kmake -s -C "$kdir" M="$SAFEDETACH_TOP/$out/module" modules >"$out/build.log" 2>&1 ||
 	{ cat "$out/build.log" >&2; die "building keyprobe.ko failed"; }
-sites=$(llvm-objdump$LLVM -d --no-show-raw-insn "$out/module/keyprobe.ko" |
-	awk '/<spinner>:/ { in_fn = 1; next } /^$/ { in_fn = 0 } in_fn && /nop/' | wc -l)
-echo "keyprobe.ko: $sites NOPs in spinner() (the static branch's sites, patched at every toggle)"
+# One struct jump_entry per site: with CONFIG_HAVE_ARCH_JUMP_LABEL_RELATIVE,
+# two s32 offsets and a long (16 bytes on x86_64).
+size=$(llvm-objdump$LLVM -h "$out/module/keyprobe.ko" | awk '$2 == "__jump_table" { print $3 }')
+echo "keyprobe.ko: $((0x${size:-0} / 16)) static-branch sites (__jump_table entries), patched at every toggle"
 
 for mode in multi single; do
 	for run in $(seq "$runs"); do

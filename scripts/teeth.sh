@@ -102,8 +102,9 @@ run_guest() {
 # build VARIANT: build/teeth-KERNEL/VARIANT/safedetach.ko (once per kernel
 # tree: a module built for another flavour does not load, or is not the one
 # meant); sets KO to it.
+TEETH_BUILD=build/teeth-$(kernel_key)
 build() {
-	local dir=build/teeth-$(kernel_key)/$1
+	local dir=$TEETH_BUILD/$1
 	KO=$dir/safedetach.ko
 	[ -f "$KO" ] && [ "$KO" -nt rust/gate.rs ] && return 0
 	scripts/build-module.sh "$1" "$dir" >&2 || die "building the $1 variant failed"

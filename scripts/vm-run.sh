@@ -185,8 +185,9 @@ fi
 # -accel tcg,thread=single) instead of a thread per vCPU (MTTCG, QEMU's
 # default here). Under MTTCG, patching a static branch crashed the bench
 # guest with "Oops: int3" at the patched site in 3 of 3 runs, and not in 7
-# runs with one thread; whether QEMU or the guest is at fault is not known
-# (Documentation/testing.rst, "Kernel flavours").
+# runs with one thread, and `make jump-probe` crashes the same way with a C
+# module's own key; whether QEMU or the guest kernel is at fault is not
+# known (Documentation/testing.rst, "Kernel flavours").
 case ${SAFEDETACH_TCG_THREAD:-multi} in
 multi) ;;
 single)

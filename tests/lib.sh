@@ -460,8 +460,10 @@ run_case() {
 	# What the case cost the guest: the processes it started (in the debug
 	# guest each fork and exec costs 0.3 to 1 s of vCPU time) and the
 	# vCPU time, of the case and of anything else that ran meanwhile.
+	local cs
+	printf -v cs %02d $(((CPU_CS - cpu0) % 100))
 	log "took $((SECONDS - start)) s, $((FORKS - forks0)) processes," \
-		"vCPU time $(((CPU_CS - cpu0) / 100)).$(printf %02d $(((CPU_CS - cpu0) % 100))) s"
+		"vCPU time $(((CPU_CS - cpu0) / 100)).$cs s"
 	if [ $rc -eq 0 ]; then
 		ktap_test_pass "$desc"
 	else

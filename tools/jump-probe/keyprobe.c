@@ -10,14 +10,13 @@
  * labels, each toggle rewrites the 16 sites with text_poke_bp()
  * (arch/x86/kernel/alternative.c) while the other CPUs run them: an int3
  * first, then the tail, then the first byte, with a round of sync_core() IPIs
- * after each step. A CPU that executes the int3 while the patch is in
- * progress is sent on by poke_int3_handler(); one that executes it after the
- * patch has ended gets "Oops: int3".
+ * after each step. poke_int3_handler() sends on a CPU that traps on the
+ * int3 while the patch in progress lists the site; any other trap on it is
+ * an "Oops: int3".
  *
  * scripts/jump-probe.sh builds it against the bench kernel and runs it under
  * both TCG threading modes (Documentation/testing.rst, "Kernel flavours").
  */
-#include <linux/delay.h>
 #include <linux/jiffies.h>
 #include <linux/jump_label.h>
 #include <linux/kthread.h>
