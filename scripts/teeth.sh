@@ -99,14 +99,14 @@ run_guest() {
 	return $rc
 }
 
-# build VARIANT: build/teeth-KERNEL/VARIANT/safedetach.ko (once per kernel
-# tree: a module built for another flavour does not load, or is not the one
-# meant); sets KO to it.
+# build VARIANT: build/teeth-KERNEL/VARIANT/safedetach.ko (per kernel tree:
+# a module built for another flavour does not load, or is not the one
+# meant), again whenever a source it is built from is newer; sets KO to it.
 TEETH_BUILD=build/teeth-$(kernel_key)
 build() {
 	local dir=$TEETH_BUILD/$1
 	KO=$dir/safedetach.ko
-	[ -f "$KO" ] && [ "$KO" -nt rust/gate.rs ] && return 0
+	[ -f "$KO" ] && [ -z "$(find rust include/uapi Kbuild -newer "$KO" -print -quit)" ] && return 0
 	scripts/build-module.sh "$1" "$dir" >&2 || die "building the $1 variant failed"
 }
 
