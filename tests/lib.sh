@@ -110,10 +110,44 @@ UNLOAD_TIMEOUT=${UNLOAD_TIMEOUT:-60}
 unload() {
 	local timeout=${1:-$UNLOAD_TIMEOUT}
 	BG_NICE=0 bg_start unload rmmod $MODNAME
-	bg_wait unload "$timeout" ||
-		fail "rmmod did not return 0 within $((timeout * TIMEOUT_SCALE))s: $(cat "$WORK/unload.out")" ||
+	bg_wait unload "$timeout" || {
+		drain_report
+		fail "rmmod did not return 0 within $((timeout * TIMEOUT_SCALE))s: $(cat "$WORK/unload.out")"
 		return 1
+	}
 	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
+}
+
+# drain_report: what an unload that does not end waits for, as diagnostics:
+# the module's status file (each unit still draining, its open files and
+# calls in flight, and the processes that hold it open), then the state,
+# kernel wait channel and command line of each process it names and of
+# each task asleep in the module (a call in flight, a drain, rmmod), with
+# the top of its kernel stack.
+drain_report() {
+	local status=/sys/kernel/debug/$MODNAME/status line pid t wchan cmd
+	local -A pids=()
+	if [ -r "$status" ]; then
+		while IFS= read -r line; do
+			log "status: $line"
+			[[ $line =~ "held open by pid "([0-9]+)" " ]] && pids[${BASH_REMATCH[1]}]=1
+		done <"$status"
+	else
+		log "status: $status is not there"
+	fi
+	for t in /proc/[0-9]*/task/[0-9]*; do
+		wchan=
+		read -r wchan 2>/dev/null <"$t/wchan" || [ -n "$wchan" ] || continue
+		[[ $wchan =~ $MODNAME ]] && pids[${t##*/}]=1
+	done
+	for pid in $(printf '%s\n' "${!pids[@]}" | sort -n); do
+		proc_state "$pid"
+		cmd=$(tr '\0' ' ' </proc/$pid/cmdline 2>/dev/null)
+		# A kernel thread (a drain's worker) has no command line.
+		[ -n "$cmd" ] || cmd="[$(cat /proc/$pid/comm 2>/dev/null)]"
+		log "pid $pid: state ${STATE:-gone}, wchan $(cat /proc/$pid/wchan 2>/dev/null), command $cmd"
+		sed 's/^/#   /' /proc/$pid/stack 2>/dev/null | head -n 12
+	done
 }
 
 # rmmod_bg: start rmmod in the background (as "rmmod").
@@ -122,7 +156,11 @@ rmmod_bg() { BG_NICE=0 bg_start rmmod rmmod $MODNAME; }
 # rmmod_done: the background rmmod returned 0 within UNLOAD_TIMEOUT and the
 # module is gone.
 rmmod_done() {
-	bg_wait rmmod "$UNLOAD_TIMEOUT" || { cat "$WORK/rmmod.out" | sed 's/^/#   /'; fail "rmmod failed"; }
+	bg_wait rmmod "$UNLOAD_TIMEOUT" || {
+		cat "$WORK/rmmod.out" | sed 's/^/#   /'
+		drain_report
+		fail "rmmod failed"
+	}
 	wait_until 10 "/sys/module/$MODNAME to vanish" is_unloaded
 }
 

@@ -301,6 +301,43 @@ static void on_poke(int sig)
 }
 
 /*
+ * The signals that end or poke a command that waits for them, and the mask
+ * it sleeps with (its own, without them). See block_signals().
+ */
+static sigset_t waited, sleep_mask;
+
+/*
+ * Blocks SIGTERM and SIGUSR1, so that a command checks the flags that their
+ * handlers set and then sleeps in wait_signal() without losing one:
+ * `while (!stop) pause();` sleeps for good if the signal comes between the
+ * test and pause() (and a holder's file then stays open: the likely cause
+ * of an rmmod in stress.sh that waited until its case timed out, in CI).
+ * sigsuspend() unblocks them and sleeps in one step, and delivers one that
+ * came before.
+ */
+static void block_signals(void)
+{
+	sigemptyset(&waited);
+	sigaddset(&waited, SIGTERM);
+	sigaddset(&waited, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &waited, &sleep_mask);
+	sigdelset(&sleep_mask, SIGTERM);
+	sigdelset(&sleep_mask, SIGUSR1);
+}
+
+/* Unblocks them again, for a call that they must interrupt. */
+static void unblock_signals(void)
+{
+	pthread_sigmask(SIG_SETMASK, &sleep_mask, NULL);
+}
+
+/* Sleeps until a signal handler has run; they stay blocked after it. */
+static void wait_signal(void)
+{
+	sigsuspend(&sleep_mask);
+}
+
+/*
  * Keeps a unit open without using it until SIGTERM, then closes it. On
  * SIGUSR1 it tries one read and reports the result.
  */
@@ -312,13 +349,17 @@ static int cmd_hold(const char *dev)
 
 	catch(SIGTERM);
 	sigaction(SIGUSR1, &sa, NULL);
+	block_signals();
 	printf("holding\n");
 	fflush(stdout);
 	while (!stop) {
-		pause();
+		wait_signal();
 		if (poke) {
 			poke = 0;
+			/* A SIGTERM must end a read that blocks. */
+			unblock_signals();
 			report("read", read(fd, &c, 1));
+			block_signals();
 		}
 	}
 	close(fd);
@@ -764,9 +805,10 @@ static int cmd_holdmany(const char *dev, long n)
 			die("open %ld of %ld: %s", i + 1, n, errname(errno));
 	}
 	printf("opened %ld files in %ld ms\n", n, ms_since(&t0));
+	block_signals();
 	printf("holding\n");
 	while (!stop)
-		pause();
+		wait_signal();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < n; i++)
 		if (close(fds[i]))
@@ -847,8 +889,10 @@ static int cmd_uffd_read(const char *dev)
 	if (msg.event != UFFD_EVENT_PAGEFAULT)
 		die("unexpected userfaultfd event %u", msg.event);
 	printf("fault at read\n");
+	block_signals();
 	while (!poke && !stop)
-		pause();
+		wait_signal();
+	unblock_signals();
 	copy.dst = msg.arg.pagefault.address & ~(page - 1);
 	copy.src = (unsigned long)src;
 	copy.len = page;
