@@ -6,8 +6,9 @@
 #   1. scripts/setup.sh (packages, toolchain, the cached debug kernel);
 #   2. build safedetach.ko and tests/sdtool, and check that rust/ is
 #      formatted (the "build" document);
-#   3. on the host: the static fast-path check (tests/fastpath.sh) and the
-#      spin model of the protocol (tests/model/run.sh);
+#   3. on the host: the static fast-path check (tests/fastpath.sh), the
+#      spin model of the protocol (tests/model/run.sh) and sdtool's signal
+#      waits (tests/signals.sh);
 #   4. in a QEMU guest of VM_CPUS vCPUs (default 2) running the debug
 #      kernel: tests/run_tests.sh (functional, unload races, CPU hotplug,
 #      real clients, stress, then the end-of-run checks), with a kernel log
@@ -80,7 +81,7 @@ done
 # uniprocessor flavour does not have. They do not depend on the guest, so a
 # run of named scripts (a second run at another vCPU count, or a developer's
 # quick run) leaves them to the whole suite's run.
-host_docs=(fastpath.sh model)
+host_docs=(fastpath.sh model signals.sh)
 [ "$SAFEDETACH_KERNEL" != up ] && [ "$named" -eq 0 ] || host_docs=()
 # Guests that share the host's cores run slower: their waits get longer
 # bounds (tests/lib.sh, TIMEOUT_SCALE), unless the caller chose.
@@ -117,8 +118,8 @@ console_scan() {
 	fi
 }
 
-# host_checks: the fast path's shape and the spin model, if this run has
-# them.
+# host_checks: the fast path's shape, the spin model and sdtool's signal
+# waits, if this run has them.
 host_checks() {
 	[ ${#host_docs[@]} -gt 0 ] || return 0
 	doc fastpath.sh
@@ -127,6 +128,9 @@ host_checks() {
 	doc model
 	step "host: model checking the protocol with spin"
 	tests/model/run.sh
+	doc signals.sh
+	step "host: sdtool's waits for a signal lose none (gdb)"
+	tests/signals.sh
 }
 
 # run_guest CPUS:SCRIPTS DIR: one guest of CPUS vCPUs runs SCRIPTS

@@ -26,7 +26,7 @@ APT_PACKAGES=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	make flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
 	qemu-system-x86 busybox-static python3-venv
-	stress-ng spin gcc libc6-dev binutils liburing-dev
+	stress-ng spin gcc libc6-dev binutils liburing-dev gdb
 )
 # arm64: the guest's QEMU, the tool that unpacks the guest's Debian root,
 # and the cross compiler for tests/sdtool.
