@@ -451,6 +451,7 @@ ensure_unloaded() {
 		nap 0.2
 	done
 	log "cleanup: $MODNAME is still loaded"
+	drain_report
 }
 
 # guest_usage: set FORKS to the processes started since boot and CPU_CS to
