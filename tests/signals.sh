@@ -4,12 +4,13 @@
 # sdtool's waits for a signal lose none (KTAP, on the host).
 #
 # `sdtool hold`, `holdmany` and `uffd-read` wait until a signal handler has
-# set a flag (with block_signals() and wait_signal()). Testing the flag and then sleeping in pause() sleeps for good
-# if the signal comes in between; a holder that never closes its file then
-# keeps a drain, and rmmod, waiting for it, as they must: the likely cause
-# of stress.sh's rmmod that waited until its case timed out, in CI (stop
-# 23; testing.rst, "A lost signal"). sdtool blocks the signals while it
-# tests its flags and sleeps in sigsuspend(), which unblocks them.
+# set a flag. Testing the flag and then sleeping in pause() sleeps for
+# good if the signal comes in between; a holder that never closes its file
+# then keeps a drain, and rmmod, waiting for it, as they must: the likely
+# cause of stress.sh's rmmod that waited until its case timed out, in CI
+# (stop 23; testing.rst, "A lost signal"). sdtool blocks the signals while
+# it tests its flags and sleeps in sigsuspend(), which unblocks them
+# (block_signals() and wait_signal()).
 #
 # gdb makes that moment happen every time: it stops each command at the
 # entry of the call it sleeps in (pause or sigsuspend, before the system
