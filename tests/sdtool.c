@@ -301,10 +301,10 @@ static void on_poke(int sig)
 }
 
 /*
- * The signals that end or poke a command that waits for them, and the mask
- * it sleeps with (its own, without them). See block_signals().
+ * The mask a command that waits for SIGTERM or SIGUSR1 sleeps with: its
+ * own, without them. See block_signals().
  */
-static sigset_t waited, sleep_mask;
+static sigset_t sleep_mask;
 
 /*
  * Blocks SIGTERM and SIGUSR1, so that a command checks the flags that their
@@ -317,6 +317,8 @@ static sigset_t waited, sleep_mask;
  */
 static void block_signals(void)
 {
+	sigset_t waited;
+
 	sigemptyset(&waited);
 	sigaddset(&waited, SIGTERM);
 	sigaddset(&waited, SIGUSR1);
